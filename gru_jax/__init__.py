@@ -1,0 +1,31 @@
+"""gru_jax: gated recurrent units in JAX, as pure functions on ``jax.lax.scan``.
+
+``z`` weights the candidate: ``h' = (1 − z) ⊙ h + z ⊙ n`` (Cho et al., Haiku), the opposite of
+torch/Flax/Keras/Equinox. See :func:`gru_jax.gru_cell` for the exact equations.
+"""
+
+from gru_jax._cell import (
+    GRUParams,
+    default_bias_init,
+    default_kernel_init,
+    default_recurrent_init,
+    gru_cell,
+    init_gru,
+)
+from gru_jax._scan import gru
+from gru_jax._stack import GRUStackParams, gru_stack, init_gru_stack
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRUParams",
+    "GRUStackParams",
+    "default_bias_init",
+    "default_kernel_init",
+    "default_recurrent_init",
+    "gru",
+    "gru_cell",
+    "gru_stack",
+    "init_gru",
+    "init_gru_stack",
+]

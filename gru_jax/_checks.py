@@ -1,0 +1,85 @@
+"""Trace-time argument checks shared by the public functions.
+
+Every check here runs on shapes and dtypes only (Python, at trace time), so a jitted function
+pays nothing for it per call or per step. The one exception, ``check_seq_lengths``, also reads
+the *values* of ``seq_lengths`` when they are concrete (not traced), to reject lengths outside
+``[0, T]`` eagerly; under ``jax.jit`` they are traced and that range check is skipped.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gru_jax._typing import Array, ArrayLike
+
+
+def check_size(fn: str, name: str, value: object) -> int:
+    """Return ``value`` as an ``int`` if it is a positive integer, else raise."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{fn}: {name} must be a positive int; got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{fn}: {name} must be a positive int; got {value}")
+    return operator.index(value)
+
+
+def check_unroll(fn: str, unroll: object) -> int | bool:
+    """``unroll`` as ``lax.scan`` accepts it: a positive int, or a bool."""
+    if isinstance(unroll, bool):
+        return unroll
+    return check_size(fn, "unroll", unroll)
+
+
+def check_float_dtype(fn: str, name: str, dtype: object) -> jnp.dtype:
+    """Return ``dtype`` as a NumPy dtype if it is a floating-point dtype, else raise TypeError."""
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{fn}: {name} must be a floating-point dtype; got {dtype!r}") from e
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"{fn}: {name} must be a floating-point dtype; got {dt}")
+    return dt
+
+
+def as_float_array(fn: str, name: str, x: ArrayLike) -> Array:
+    """Convert ``x`` to an array and check that its dtype is floating-point."""
+    if not isinstance(x, jax.Array | np.ndarray | np.generic):
+        x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{fn}: {name} must have a floating-point dtype; got {x.dtype}")
+    return jnp.asarray(x)
+
+
+def check_shape(fn: str, name: str, x: Array, expected: tuple[int, ...], what: str = "") -> None:
+    """Raise ValueError unless ``x.shape == expected``; ``what`` spells the expected layout."""
+    if tuple(x.shape) != tuple(expected):
+        layout = f" {what}" if what else ""
+        raise ValueError(
+            f"{fn}: {name} must have shape{layout} = {tuple(expected)}; got {tuple(x.shape)}"
+        )
+
+
+def check_seq_lengths(fn: str, seq_lengths: ArrayLike, batch: tuple[int, ...], T: int) -> Array:
+    """Check ``seq_lengths``: integer dtype, shape ``batch``, and (when concrete) in ``[0, T]``."""
+    if not isinstance(seq_lengths, jax.Array | np.ndarray | np.generic):
+        seq_lengths = np.asarray(seq_lengths)
+    if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+        raise TypeError(
+            f"{fn}: seq_lengths must have an integer dtype; got {seq_lengths.dtype}"
+        )
+    if tuple(seq_lengths.shape) != tuple(batch):
+        raise ValueError(
+            f"{fn}: seq_lengths must have the batch shape of xs, {tuple(batch)}; "
+            f"got {tuple(seq_lengths.shape)}"
+        )
+    if not isinstance(seq_lengths, jax.core.Tracer) and seq_lengths.size:
+        values = np.asarray(seq_lengths)
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 0 or hi > T:
+            raise ValueError(
+                f"{fn}: seq_lengths must lie in [0, T] = [0, {T}]; got values in [{lo}, {hi}]"
+            )
+    return jnp.asarray(seq_lengths)
