@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         params = gru_jax.init_gru(key_p, i, h, reset_after=reset_after)
         # One sequence at a time, vmapped over the batch, jitted.
         forward = jax.jit(
-            jax.vmap(lambda x, n: gru_jax.gru(params, x, seq_lengths=n), in_axes=(0, 0))
+            jax.vmap(lambda p, x, n: gru_jax.gru(p, x, seq_lengths=n), in_axes=(None, 0, 0))
         )
 
         def loss(params, xs, lengths):
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             return jnp.mean(ys**2)
 
         grad = jax.jit(jax.grad(loss))
-        fwd_first, fwd_ms = median_ms(forward, xs, lengths, repeats=cfg["repeats"])
+        fwd_first, fwd_ms = median_ms(forward, params, xs, lengths, repeats=cfg["repeats"])
         grad_first, grad_ms = median_ms(grad, params, xs, lengths, repeats=cfg["repeats"])
-        ys, h_last = forward(xs, lengths)
+        ys, h_last = forward(params, xs, lengths)
         batched_ys, _ = gru_jax.gru(params, xs, seq_lengths=lengths)
         err = float(jnp.max(jnp.abs(ys - batched_ys)))
         print(

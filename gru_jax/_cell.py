@@ -142,7 +142,8 @@ def init_gru(
     )
     b_x = bias_init(kbx, (3 * hidden_size,), init_dtype)
     b_h = bias_init(kbh, (3 * hidden_size,), init_dtype)
-    return cast_params(GRUParams(w_x=w_x, w_h=w_h, b_x=b_x, b_h=b_h, reset_after=reset_after), dtype)
+    params = GRUParams(w_x=w_x, w_h=w_h, b_x=b_x, b_h=b_h, reset_after=reset_after)
+    return cast_params(params, dtype)
 
 
 def check_params(fn: str, params: GRUParams, name: str = "params") -> tuple[int, int]:
@@ -158,9 +159,7 @@ def check_params(fn: str, params: GRUParams, name: str = "params") -> tuple[int,
                 f"{fn}: {name}.{field} must have a floating-point dtype; got {leaf.dtype}"
             )
     if params.w_h.ndim != 2 or params.w_h.shape[1] != 3 * params.w_h.shape[0]:
-        raise ValueError(
-            f"{fn}: {name}.w_h must have shape (H, 3H); got {tuple(params.w_h.shape)}"
-        )
+        raise ValueError(f"{fn}: {name}.w_h must have shape (H, 3H); got {tuple(params.w_h.shape)}")
     hidden = params.w_h.shape[0]
     if params.w_x.ndim != 2 or params.w_x.shape[1] != 3 * hidden:
         raise ValueError(

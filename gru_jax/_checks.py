@@ -20,7 +20,9 @@ from gru_jax._typing import Array, ArrayLike
 def check_size(fn: str, name: str, value: object) -> int:
     """Return ``value`` as an ``int`` if it is a positive integer, else raise."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{fn}: {name} must be a positive int; got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{fn}: {name} must be a positive int; got {type(value).__name__} {value!r}"
+        )
     if value <= 0:
         raise ValueError(f"{fn}: {name} must be a positive int; got {value}")
     return operator.index(value)
@@ -67,9 +69,7 @@ def check_seq_lengths(fn: str, seq_lengths: ArrayLike, batch: tuple[int, ...], T
     if not isinstance(seq_lengths, jax.Array | np.ndarray | np.generic):
         seq_lengths = np.asarray(seq_lengths)
     if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-        raise TypeError(
-            f"{fn}: seq_lengths must have an integer dtype; got {seq_lengths.dtype}"
-        )
+        raise TypeError(f"{fn}: seq_lengths must have an integer dtype; got {seq_lengths.dtype}")
     if tuple(seq_lengths.shape) != tuple(batch):
         raise ValueError(
             f"{fn}: seq_lengths must have the batch shape of xs, {tuple(batch)}; "

@@ -160,9 +160,7 @@ def gru_stack(
     batch = xs.shape[:-2]
     if h0 is not None:
         h0 = _checks.as_float_array(fn, "h0", h0)
-        _checks.check_shape(
-            fn, "h0", h0, (num_layers * num_dirs, *batch, hidden), "(L·D, *B, H)"
-        )
+        _checks.check_shape(fn, "h0", h0, (num_layers * num_dirs, *batch, hidden), "(L·D, *B, H)")
     if seq_lengths is not None:
         seq_lengths = _checks.check_seq_lengths(fn, seq_lengths, batch, xs.shape[-2])
     if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, int | float):
