@@ -22,11 +22,42 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax import _checks
-from gru_jax._typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey
+from gru_jax._typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey, Shape
 
 default_kernel_init: Initializer = jax.nn.initializers.glorot_uniform()
 default_recurrent_init: Initializer = jax.nn.initializers.orthogonal()
 default_bias_init: Initializer = jax.nn.initializers.zeros
+
+
+def at_least_float32(init: Initializer) -> Initializer:
+    """Wrap ``init`` to draw in ``promote_types(dtype, float32)`` and cast the result to ``dtype``.
+
+    Orthogonal initialisation needs a QR decomposition, which has no bfloat16 kernel; bfloat16
+    parameters are then the rounded float32 draws.
+    """
+
+    def init_fn(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
+        return init(key, shape, jnp.promote_types(dtype, jnp.float32)).astype(dtype)
+
+    return init_fn
+
+
+def gate_blocks(init: Initializer) -> Initializer:
+    """An initializer for a ``(rows, 3H)`` kernel that calls ``init`` once per gate block.
+
+    Each of the blocks ``[z | r | n]`` is drawn independently with shape ``(rows, H)`` (so a
+    Glorot or orthogonal ``init`` is Glorot or orthogonal per gate), in at least float32.
+    """
+    init = at_least_float32(init)
+
+    def init_fn(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
+        rows, cols = shape
+        if cols % 3:
+            raise ValueError(f"gate_blocks: the last dim must be 3H; got shape {tuple(shape)}")
+        keys = jax.random.split(key, 3)
+        return jnp.concatenate([init(k, (rows, cols // 3), dtype) for k in keys], axis=1)
+
+    return init_fn
 
 
 @jax.tree_util.register_dataclass
@@ -125,25 +156,14 @@ def init_gru(
     dtype = _checks.check_float_dtype(fn, "dtype", dtype)
     if not isinstance(reset_after, bool):
         raise TypeError(f"{fn}: reset_after must be a bool; got {type(reset_after).__name__}")
-    # Draw in at least float32 (orthogonal init needs a QR, which has no bfloat16 kernel), then
-    # cast: bfloat16 parameters are the rounded float32 ones.
-    init_dtype = jnp.promote_types(dtype, jnp.float32)
     kx, kh, kbx, kbh = jax.random.split(key, 4)
-    w_x = jnp.concatenate(
-        [kernel_init(k, (input_size, hidden_size), init_dtype) for k in jax.random.split(kx, 3)],
-        axis=1,
+    return GRUParams(
+        w_x=gate_blocks(kernel_init)(kx, (input_size, 3 * hidden_size), dtype),
+        w_h=gate_blocks(recurrent_init)(kh, (hidden_size, 3 * hidden_size), dtype),
+        b_x=at_least_float32(bias_init)(kbx, (3 * hidden_size,), dtype),
+        b_h=at_least_float32(bias_init)(kbh, (3 * hidden_size,), dtype),
+        reset_after=reset_after,
     )
-    w_h = jnp.concatenate(
-        [
-            recurrent_init(k, (hidden_size, hidden_size), init_dtype)
-            for k in jax.random.split(kh, 3)
-        ],
-        axis=1,
-    )
-    b_x = bias_init(kbx, (3 * hidden_size,), init_dtype)
-    b_h = bias_init(kbh, (3 * hidden_size,), init_dtype)
-    params = GRUParams(w_x=w_x, w_h=w_h, b_x=b_x, b_h=b_h, reset_after=reset_after)
-    return cast_params(params, dtype)
 
 
 def check_params(fn: str, params: GRUParams, name: str = "params") -> tuple[int, int]:
