@@ -27,7 +27,7 @@ B, T, D_IN, H = 3, 6, 4, 5
 TOL = {
     jnp.dtype(jnp.float64): 1e-10,
     jnp.dtype(jnp.float32): 1e-5,
-    jnp.dtype(jnp.bfloat16): 6e-2,
+    jnp.dtype(jnp.bfloat16): 2e-2,
 }
 
 # Length sets for B = 3 rows; include 0 and T.
@@ -590,10 +590,11 @@ def test_gru_stack_dropout():
     params = make_stack(17, 2, bidirectional=True)
     xs, h0 = make_inputs(1717, leading=(4,))
     # deterministic=True: dropout is a no-op, values equal the reference
-    ys, h_n = gru_stack_j(params, xs, h0, dropout_rate=0.5, deterministic=True)
     ref_ys, ref_h = np_gru_stack(np_stack_params(params), to_np(xs), to_np(h0), None)
-    assert_close(ys, ref_ys)
-    assert_close(h_n, ref_h)
+    for key in (None, jax.random.PRNGKey(0)):
+        ys, h_n = gru_stack_j(params, xs, h0, dropout_rate=0.5, deterministic=True, key=key)
+        assert_close(ys, ref_ys)
+        assert_close(h_n, ref_h)
     # deterministic=False with a key: something changes, shapes/dtypes stay
     ys_d, h_d = gru_stack_j(
         params, xs, h0, dropout_rate=0.5, deterministic=False, key=jax.random.PRNGKey(0)
