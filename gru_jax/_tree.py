@@ -1,0 +1,76 @@
+"""The parameter-tree layout shared by the Flax wrappers (linen and NNX).
+
+A cell's tree is ``{"w_x", "w_h", "b_x", "b_h"}``, the fields of :class:`GRUParams`. A stack's
+tree is ``{"layer_0": {"forward": cell_tree, "backward": cell_tree}, "layer_1": ...}`` with
+``"backward"`` only when bidirectional. ``reset_after`` is a module attribute, not a leaf, so it
+is passed explicitly when a tree is turned back into parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gru_jax._cell import GRUParams
+from gru_jax._stack import GRUStackParams
+
+FIELDS = ("w_x", "w_h", "b_x", "b_h")
+DIRECTIONS = ("forward", "backward")
+
+
+def params_to_tree(params: GRUParams | GRUStackParams) -> dict[str, Any]:
+    """A :class:`GRUParams` or a stack as the Flax wrappers' parameter tree (a nested dict).
+
+    Example:
+      >>> import jax
+      >>> from gru_jax import init_gru_stack
+      >>> from gru_jax.linen import params_to_tree
+      >>> tree = params_to_tree(init_gru_stack(jax.random.key(0), 2, 3, bidirectional=True))
+      >>> sorted(tree), sorted(tree["layer_0"]), sorted(tree["layer_0"]["forward"])
+      (['layer_0'], ['backward', 'forward'], ['b_h', 'b_x', 'w_h', 'w_x'])
+    """
+    if isinstance(params, GRUParams):
+        return {name: getattr(params, name) for name in FIELDS}
+    return {
+        f"layer_{layer}": {DIRECTIONS[d]: params_to_tree(p) for d, p in enumerate(directions)}
+        for layer, directions in enumerate(params)
+    }
+
+
+def tree_to_params(tree: Mapping[str, Any], *, reset_after: bool) -> GRUParams | GRUStackParams:
+    """The inverse of :func:`params_to_tree`: a cell tree gives a :class:`GRUParams`, a stack
+    tree (keys ``layer_0``, ``layer_1``, ...) gives ``params[layer][direction]``.
+
+    Example:
+      >>> import jax
+      >>> from gru_jax import init_gru
+      >>> from gru_jax.linen import params_to_tree, tree_to_params
+      >>> p = init_gru(jax.random.key(0), 2, 3, reset_after=True)
+      >>> q = tree_to_params(params_to_tree(p), reset_after=True)
+      >>> q.reset_after, q.w_x is p.w_x
+      (True, True)
+    """
+    if not isinstance(tree, Mapping):
+        raise TypeError(f"tree_to_params: tree must be a mapping; got {type(tree).__name__}")
+    keys = set(tree)
+    if keys == set(FIELDS):
+        return GRUParams(**{name: tree[name] for name in FIELDS}, reset_after=reset_after)
+    layers = [f"layer_{layer}" for layer in range(len(tree))]
+    if not tree or keys != set(layers):
+        raise ValueError(
+            f"tree_to_params: tree must have the keys {sorted(FIELDS)} (a cell) or "
+            f"layer_0 ... layer_N (a stack); got {sorted(keys)}"
+        )
+    stack = []
+    for name in layers:
+        directions = tree[name]
+        expected = DIRECTIONS[: len(directions)] if len(directions) in (1, 2) else DIRECTIONS
+        if not isinstance(directions, Mapping) or set(directions) != set(expected):
+            raise ValueError(
+                f"tree_to_params: tree[{name!r}] must have the keys ['forward'] or "
+                f"['backward', 'forward']; got {sorted(directions)}"
+            )
+        stack.append(
+            tuple(tree_to_params(directions[d], reset_after=reset_after) for d in expected)
+        )
+    return tuple(stack)

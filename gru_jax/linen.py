@@ -1,0 +1,244 @@
+"""Flax linen wrappers: :class:`GRUCell` for ``flax.linen.RNN`` and a ``torch.nn.GRU``-like
+:class:`GRU` layer. Both hold parameters and call the pure functions of :mod:`gru_jax`.
+
+Parameter trees (``variables["params"]``):
+
+* ``GRUCell``: ``{"w_x": (I, 3H), "w_h": (H, 3H), "b_x": (3H,), "b_h": (3H,)}``, the fields of
+  :class:`gru_jax.GRUParams`: ``GRUParams(**variables["params"], reset_after=cell.reset_after)``.
+* ``GRU``: ``{"layer_0": {"forward": cell_tree, "backward": cell_tree}, "layer_1": ...}``
+  (``"backward"`` only when bidirectional). :func:`tree_to_params` turns it into the
+  ``params[layer][direction]`` of :func:`gru_jax.gru_stack`, :func:`params_to_tree` back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gru_jax._cell import (
+    GRUParams,
+    at_least_float32,
+    default_bias_init,
+    default_kernel_init,
+    default_recurrent_init,
+    gate_blocks,
+    gru_cell,
+)
+from gru_jax._checks import as_float_array, check_size
+from gru_jax._scan import check_xs
+from gru_jax._stack import gru_stack
+from gru_jax._tree import DIRECTIONS, params_to_tree, tree_to_params
+from gru_jax._typing import Array, DTypeLike, Initializer, PRNGKey
+
+__all__ = ["GRU", "GRUCell", "params_to_tree", "tree_to_params"]
+
+
+def _declare_params(
+    module: nn.Module, input_size: int, features: int, reset_after: bool
+) -> GRUParams:
+    """Declare (or fetch) a cell's four parameters in ``module``'s scope."""
+    if module.has_variable("params", "w_x"):
+        # Check the input against the stored kernel first, so that a wrong feature size gets the
+        # core's message rather than Flax's parameter-shape error.
+        stored = module.get_variable("params", "w_x").shape[0]
+        if stored != input_size:
+            raise ValueError(
+                f"{type(module).__name__}: inputs must have I = {stored} features (the size "
+                f"the parameters were initialised with); got {input_size}"
+            )
+    dtype = module.param_dtype
+    return GRUParams(
+        w_x=module.param("w_x", gate_blocks(module.kernel_init), (input_size, 3 * features), dtype),
+        w_h=module.param(
+            "w_h", gate_blocks(module.recurrent_kernel_init), (features, 3 * features), dtype
+        ),
+        b_x=module.param("b_x", at_least_float32(module.bias_init), (3 * features,), dtype),
+        b_h=module.param("b_h", at_least_float32(module.bias_init), (3 * features,), dtype),
+        reset_after=reset_after,
+    )
+
+
+def _cast(tree: Any, dtype: DTypeLike | None) -> Any:
+    return tree if dtype is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+
+
+class GRUCell(nn.RNNCellBase):
+    """One GRU step as a linen cell, ``(carry, x) -> (carry, y)`` with ``y = carry``.
+
+    Works inside ``flax.linen.RNN`` and ``flax.linen.Bidirectional``. The maths is
+    :func:`gru_jax.gru_cell`'s: ``z`` weights the candidate, ``h' = (1 − z) ⊙ h + z ⊙ n``.
+
+    Attributes:
+      features: ``H``, the state size.
+      reset_after: ``False`` for the reset gate before the recurrent matmul (Cho et al.),
+        ``True`` for the cuDNN/torch form.
+      dtype: the compute dtype; ``None`` promotes the parameters', carry's and inputs' dtypes.
+        The new carry is cast to the incoming carry's dtype, so the cell is a valid scan body.
+      param_dtype: the parameters' dtype.
+      kernel_init, recurrent_kernel_init: called once per gate block with shapes ``(I, H)`` and
+        ``(H, H)`` (Glorot uniform and orthogonal by default).
+      bias_init: called with ``(3H,)`` for ``b_x`` and ``b_h`` (zeros by default).
+      carry_init: initializer of the carry in :meth:`initialize_carry` (zeros by default).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn
+      >>> from gru_jax.linen import GRUCell
+      >>> rnn = nn.RNN(GRUCell(features=8))
+      >>> xs = jnp.ones((4, 10, 3))                                  # (B, T, I)
+      >>> variables = rnn.init(jax.random.key(0), xs)
+      >>> jax.tree.map(jnp.shape, variables["params"]["cell"])
+      {'b_h': (24,), 'b_x': (24,), 'w_h': (8, 24), 'w_x': (3, 24)}
+      >>> rnn.apply(variables, xs).shape
+      (4, 10, 8)
+    """
+
+    features: int
+    reset_after: bool = False
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    kernel_init: Initializer = default_kernel_init
+    recurrent_kernel_init: Initializer = default_recurrent_init
+    bias_init: Initializer = default_bias_init
+    carry_init: Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
+        """``carry (*B, H)``, ``inputs (*B, I)`` -> ``(new_carry, new_carry)``."""
+        inputs = as_float_array("GRUCell", "inputs", inputs)
+        params = _declare_params(self, inputs.shape[-1], self.features, self.reset_after)
+        params, carry, inputs = _cast((params, carry, inputs), self.dtype)
+        # The carry keeps its dtype, so that the cell is a valid scan body whatever it promotes.
+        h = gru_cell(params, carry, inputs).astype(jnp.asarray(carry).dtype)
+        return h, h
+
+    @nn.nowrap
+    def initialize_carry(self, rng: PRNGKey, input_shape: tuple[int, ...]) -> Array:
+        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``, from ``carry_init``."""
+        dtype = self.param_dtype if self.dtype is None else self.dtype
+        return self.carry_init(rng, (*input_shape[:-1], self.features), dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+class _CellParams(nn.Module):
+    """The four parameters of one (layer, direction) of a :class:`GRU`."""
+
+    features: int
+    reset_after: bool
+    param_dtype: DTypeLike
+    kernel_init: Initializer
+    recurrent_kernel_init: Initializer
+    bias_init: Initializer
+
+    @nn.compact
+    def __call__(self, input_size: int) -> GRUParams:
+        return _declare_params(self, input_size, self.features, self.reset_after)
+
+
+class _Layer(nn.Module):
+    """One layer of a :class:`GRU`: ``forward`` and, when bidirectional, ``backward`` params."""
+
+    num_directions: int
+    cell_kwargs: dict[str, Any]
+
+    @nn.compact
+    def __call__(self, input_size: int) -> tuple[GRUParams, ...]:
+        return tuple(
+            _CellParams(**self.cell_kwargs, name=DIRECTIONS[d])(input_size)
+            for d in range(self.num_directions)
+        )
+
+
+class GRU(nn.Module):
+    """A multi-layer, optionally bidirectional GRU over sequences, like ``torch.nn.GRU``.
+
+    Calls :func:`gru_jax.gru_stack` on its parameters; see there for the semantics of
+    ``seq_lengths``, the ``(L·D, *B, H)`` carry and dropout.
+
+    Attributes:
+      features: ``H``, the state size of every layer and direction.
+      num_layers: ``L``.
+      bidirectional: ``D = 2`` when true.
+      reset_after: the variant (see :class:`GRUCell`).
+      dropout_rate: dropout between layers (not after the last); its key comes from the
+        ``'dropout'`` rng stream when ``deterministic=False``.
+      unroll, remat: passed to :func:`gru_jax.gru`.
+      return_carry: return ``(ys, h_n)`` instead of ``ys``.
+      dtype, param_dtype, kernel_init, recurrent_kernel_init, bias_init: as in :class:`GRUCell`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from gru_jax.linen import GRU
+      >>> layer = GRU(features=8, num_layers=2, bidirectional=True, return_carry=True)
+      >>> xs = jnp.ones((4, 10, 3))                                  # (B, T, I)
+      >>> variables = layer.init(jax.random.key(0), xs)
+      >>> sorted(variables["params"]), sorted(variables["params"]["layer_1"])
+      (['layer_0', 'layer_1'], ['backward', 'forward'])
+      >>> ys, h_n = layer.apply(variables, xs, seq_lengths=jnp.array([10, 3, 5, 1]))
+      >>> ys.shape, h_n.shape
+      ((4, 10, 16), (4, 4, 8))
+    """
+
+    features: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    reset_after: bool = False
+    dropout_rate: float = 0.0
+    unroll: int = 1
+    remat: bool = False
+    return_carry: bool = False
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    kernel_init: Initializer = default_kernel_init
+    recurrent_kernel_init: Initializer = default_recurrent_init
+    bias_init: Initializer = default_bias_init
+
+    @nn.compact
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        seq_lengths: Array | None = None,
+        initial_carry: Array | None = None,
+        deterministic: bool = True,
+    ) -> Array | tuple[Array, Array]:
+        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)``, or ``(ys, h_n (L·D, *B, H))``."""
+        features = check_size("GRU", "features", self.features)
+        num_layers = check_size("GRU", "num_layers", self.num_layers)
+        num_directions = 2 if self.bidirectional else 1
+        xs = as_float_array("GRU", "xs", xs)
+        if xs.ndim < 2:
+            check_xs("GRU", xs, -1)  # raises the core's rank error
+        cell_kwargs = {
+            "features": features,
+            "reset_after": self.reset_after,
+            "param_dtype": self.param_dtype,
+            "kernel_init": self.kernel_init,
+            "recurrent_kernel_init": self.recurrent_kernel_init,
+            "bias_init": self.bias_init,
+        }
+        params = tuple(
+            _Layer(num_directions, cell_kwargs, name=f"layer_{layer}")(
+                xs.shape[-1] if layer == 0 else num_directions * features
+            )
+            for layer in range(num_layers)
+        )
+        use_dropout = not deterministic and self.dropout_rate > 0 and num_layers > 1
+        params, xs, initial_carry = _cast((params, xs, initial_carry), self.dtype)
+        ys, h_n = gru_stack(
+            params,
+            xs,
+            initial_carry,
+            seq_lengths=seq_lengths,
+            dropout_rate=self.dropout_rate,
+            deterministic=not use_dropout,
+            key=self.make_rng("dropout") if use_dropout else None,
+            unroll=self.unroll,
+            remat=self.remat,
+        )
+        return (ys, h_n) if self.return_carry else ys
