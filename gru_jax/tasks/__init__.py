@@ -1,0 +1,30 @@
+"""Synthetic sequence tasks, generated on the fly and deterministic from a seed.
+
+=========  ====================================================  ===============
+ task       what the model must do                                metric
+=========  ====================================================  ===============
+ adding     sum the two marked values of a length-T sequence      MSE
+=========  ====================================================  ===============
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from gru_jax.tasks._base import Batch, Source, Task
+
+TASK_NAMES = ("adding",)
+
+__all__ = ["TASK_NAMES", "Batch", "Source", "Task", "data_configs", "get_task"]
+
+
+def get_task(name: str) -> Task:
+    """The :class:`Task` called ``name``."""
+    if name not in TASK_NAMES:
+        raise ValueError(f"unknown task {name!r}; expected one of {list(TASK_NAMES)}")
+    return importlib.import_module(f"gru_jax.tasks.{name}").TASK
+
+
+def data_configs() -> dict[str, type]:
+    """Each task's ``data`` section dataclass, by task name."""
+    return {name: get_task(name).data_config for name in TASK_NAMES}

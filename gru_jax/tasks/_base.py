@@ -1,0 +1,58 @@
+"""What the generic training loop (:mod:`gru_jax.train`) needs of a task."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+
+from gru_jax._typing import Array, PRNGKey
+
+Batch = Mapping[str, Array]
+Params = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A deterministic stream of batches: ``batch(key, batch_size)`` is a pure, jittable function
+    of the key (``batch_size`` static), so that step ``s`` always sees the same data."""
+
+    batch: Callable[[PRNGKey, int], Batch]
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A synthetic sequence task.
+
+    Attributes:
+      name: the config's ``task`` value.
+      data_config: the dataclass of the config's ``data`` section (all fields defaulted).
+      metric: the evaluation metric's name, e.g. ``"mse"``.
+      higher_is_better: the metric's direction (a target is reached when the value is at least,
+        or else at most, the target).
+      make_source: ``(data_config, seed) -> Source``; the same seed gives the same data.
+      make_model: ``(model_config, data_config) -> flax.linen.Module`` called as
+        ``model.apply(params, batch, train=...)``.
+      loss: ``(outputs, batch) -> scalar`` training loss, from the model's outputs.
+      metric_sums: ``(model, params, batch) -> (sum, count)``; the metric over a set of batches
+        is ``Σ sum / Σ count`` (jittable).
+      baseline: ``(data_config, source) -> float``, the value of the metric for the task's
+        trivial predictor, stated in the summary.
+      report: optional ``(model, params, source, key, workdir) -> dict`` run once at the end:
+        plots of predictions, generated samples; its dict goes into ``summary.json``.
+    """
+
+    name: str
+    data_config: type
+    metric: str
+    higher_is_better: bool
+    make_source: Callable[[Any, int], Source]
+    make_model: Callable[[Any, Any], nn.Module]
+    loss: Callable[[Any, Batch], Array]
+    metric_sums: Callable[[nn.Module, Params, Batch], tuple[Array, Array]]
+    baseline: Callable[[Any, Source], float]
+    report: Callable[[nn.Module, Params, Source, PRNGKey, Path], dict[str, Any]] | None = None

@@ -1,0 +1,122 @@
+"""The adding problem (Hochreiter & Schmidhuber, 1997; Le et al., 2015).
+
+Each step's input is a pair ``(value, marker)``: values are U[0, 1], and exactly two markers are
+1, one in each half of the sequence. The target is the sum of the two marked values. Predicting
+the mean, 1, gives an MSE of Var(u₁ + u₂) = 2/12 ≈ 0.167: that is the baseline; a model must
+remember the marked values across up to ``T`` steps to beat it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gru_jax.linen import GRU
+from gru_jax.tasks._base import Batch, Source, Task
+
+
+@dataclasses.dataclass(frozen=True)
+class AddingData:
+    seq_len: int = 100  # T
+
+
+def adding_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.Array]:
+    """``inputs (B, T, 2)`` float32 and ``targets (B,)``, deterministic in ``key``.
+
+    Example:
+      >>> import jax
+      >>> from gru_jax.tasks.adding import adding_batch
+      >>> b = adding_batch(jax.random.key(0), 4, 10)
+      >>> b["inputs"].shape, b["targets"].shape, b["inputs"][..., 1].sum(axis=1).tolist()
+      ((4, 10, 2), (4,), [2.0, 2.0, 2.0, 2.0])
+    """
+    k_values, k_first, k_second = jax.random.split(key, 3)
+    half = seq_len // 2
+    values = jax.random.uniform(k_values, (batch_size, seq_len))
+    first = jax.random.randint(k_first, (batch_size,), 0, half)
+    second = jax.random.randint(k_second, (batch_size,), half, seq_len)
+    steps = jnp.arange(seq_len)
+    markers = ((steps == first[:, None]) | (steps == second[:, None])).astype(jnp.float32)
+    return {
+        "inputs": jnp.stack([values, markers], axis=-1),
+        "targets": jnp.sum(values * markers, axis=1),
+    }
+
+
+class AddingModel(nn.Module):
+    """GRU over the sequence, then a linear read-out of the last layer's final state."""
+
+    hidden_size: int
+    num_layers: int = 1
+    reset_after: bool = False
+    dropout_rate: float = 0.0
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
+        _, h_n = GRU(
+            self.hidden_size,
+            num_layers=self.num_layers,
+            reset_after=self.reset_after,
+            dropout_rate=self.dropout_rate,
+            unroll=self.unroll,
+            return_carry=True,
+        )(batch["inputs"], deterministic=not train)
+        return nn.Dense(1)(h_n[-1])[..., 0]
+
+
+def _make_source(data: AddingData, seed: int) -> Source:
+    del seed  # every batch is a function of its key alone
+    if data.seq_len < 2:
+        raise ValueError(f"data.seq_len must be at least 2; got {data.seq_len}")
+    return Source(batch=lambda key, batch_size: adding_batch(key, batch_size, data.seq_len))
+
+
+def _make_model(model: Any, data: AddingData) -> nn.Module:
+    return AddingModel(
+        model.hidden_size, model.num_layers, model.reset_after, model.dropout_rate, model.unroll
+    )
+
+
+def _loss(outputs: jax.Array, batch: Batch) -> jax.Array:
+    return jnp.mean((outputs - batch["targets"]) ** 2)
+
+
+def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
+    errors = (model.apply(params, batch) - batch["targets"]) ** 2
+    return jnp.sum(errors), jnp.asarray(errors.size, jnp.float32)
+
+
+def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]:
+    from gru_jax.train.plots import scatter_plot
+
+    batch = source.batch(key, 256)
+    predictions = model.apply(params, batch)
+    scatter_plot(
+        workdir / "plots" / "predictions.png",
+        batch["targets"],
+        predictions,
+        title="Adding problem: predicted vs true sums (fresh data)",
+        xlabel="true sum",
+        ylabel="predicted sum",
+    )
+    return {}
+
+
+TASK = Task(
+    name="adding",
+    data_config=AddingData,
+    metric="mse",
+    higher_is_better=False,
+    make_source=_make_source,
+    make_model=_make_model,
+    loss=_loss,
+    metric_sums=_metric_sums,
+    baseline=lambda data, source: 2.0 / 12.0,
+    report=_report,
+)

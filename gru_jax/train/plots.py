@@ -1,0 +1,99 @@
+"""PNG plots of a run, with matplotlib's non-interactive Agg backend (imported lazily)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)
+
+
+def loss_plot(
+    metrics_path: Path,
+    path: Path,
+    *,
+    metric: str,
+    baseline: float | None = None,
+    target: float | None = None,
+) -> None:
+    """Training loss and evaluation metric against step, from ``metrics.jsonl``."""
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    evals = [(r["step"], r[f"eval_{metric}"]) for r in rows if f"eval_{metric}" in r]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    if train:
+        ax.plot(*zip(*train, strict=True), label="training loss", lw=1.2)
+    if evals:
+        ax.plot(*zip(*evals, strict=True), "o-", label=f"eval {metric}", lw=1.2, ms=3)
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", ls="--", lw=1, label=f"baseline {baseline:.3g}")
+    if target is not None:
+        ax.axhline(target, color="green", ls=":", lw=1, label=f"target {target:.3g}")
+    values = [v for _, v in train + evals if v > 0]
+    if values and max(values) / min(values) > 30:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def scatter_plot(
+    path: Path,
+    truth: Sequence[float],
+    predicted: Sequence[float],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> None:
+    """Predicted against true values, with the identity line."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    ax.scatter(truth, predicted, s=6, alpha=0.6)
+    lo, hi = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+    ax.plot([lo, hi], [lo, hi], color="gray", lw=1)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def series_plot(
+    path: Path,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    title: str,
+    xlabel: str = "t",
+    ylabel: str = "value",
+) -> None:
+    """Several named ``(x, y)`` curves on one axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 3.6))
+    for label, (x, y) in curves.items():
+        ax.plot(np.asarray(x), np.asarray(y), label=label, lw=1.2)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    plt.close(fig)
