@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint clean
+.PHONY: demo core-demo test lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -11,14 +11,20 @@ $(PY):
 
 # Reinstall only when pyproject.toml changed (the stamps record what was installed).
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[examples]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,examples]'
 	touch $@ $(VENV)/.installed
 
+# The main job: train the adding problem from configs/adding.yaml into runs/adding/.
 demo: $(VENV)/.installed
+	$(VENV)/bin/gru-jax train configs/adding.yaml --workdir runs/adding $(if $(wildcard runs/adding/checkpoints),--resume,)
+	@echo "results: runs/adding/summary.json, runs/adding/metrics.jsonl, runs/adding/plots/"
+
+# The GRU core on random data, jitted and vmapped, with timings.
+core-demo: $(VENV)/.installed
 	$(PY) examples/core_demo.py --config configs/core_demo.yaml
 
 test: $(VENV)/.installed-test

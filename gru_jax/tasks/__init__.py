@@ -4,6 +4,8 @@
  task       what the model must do                                metric
 =========  ====================================================  ===============
  adding     sum the two marked values of a length-T sequence      MSE
+ copy       repeat 10 symbols after a delay of T blanks           cross-entropy
+ forecast   predict the next 16 samples of Mackey–Glass           MSE
 =========  ====================================================  ===============
 """
 
@@ -13,7 +15,7 @@ import importlib
 
 from gru_jax.tasks._base import Batch, Source, Task
 
-TASK_NAMES = ("adding",)
+TASK_NAMES = ("adding", "copy", "forecast")
 
 __all__ = ["TASK_NAMES", "Batch", "Source", "Task", "data_configs", "get_task"]
 

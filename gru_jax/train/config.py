@@ -9,6 +9,7 @@ a missing file — is a :class:`ConfigError` naming the key, which the CLI print
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,7 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
             f"got {type(values).__name__}"
         )
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)  # resolves string annotations (`from __future__`)
     for key in values:
         if key not in fields:
             raise ConfigError(
@@ -109,7 +111,7 @@ def _build(cls: type, values: Any, prefix: str) -> Any:
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
         else:
-            kwargs[name] = _check_value(prefix + name, value, f.type)
+            kwargs[name] = _check_value(prefix + name, value, hints[name])
     return cls(**kwargs)
 
 
@@ -124,18 +126,27 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def parse_config(raw: dict[str, Any], data_configs: dict[str, type]) -> Config:
-    """Build a :class:`Config` from a plain mapping; ``data_configs`` maps task names to the
-    dataclass of their ``data`` section."""
+def parse_config(raw: dict[str, Any], data_configs: Mapping[str, type] | None = None) -> Config:
+    """Build a :class:`Config` from a plain mapping.
+
+    ``data_configs`` maps task names to the dataclass of their ``data`` section; by default the
+    registry of :mod:`gru_jax.tasks` (only the chosen task's module is imported).
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"a config must be a mapping; got {type(raw).__name__}")
+    if data_configs is None:
+        from gru_jax.tasks import TASK_NAMES, get_task
+
+        names, data_config = TASK_NAMES, lambda task: get_task(task).data_config
+    else:
+        names, data_config = tuple(data_configs), data_configs.__getitem__
     raw = dict(raw)
     if "task" not in raw:
-        raise ConfigError(f"missing config key 'task'; expected one of {sorted(data_configs)}")
+        raise ConfigError(f"missing config key 'task'; expected one of {sorted(names)}")
     task = raw.pop("task")
-    if task not in data_configs:
-        raise ConfigError(f"config key 'task' must be one of {sorted(data_configs)}; got {task!r}")
-    data = _build(data_configs[task], raw.pop("data", {}), "data.")
+    if task not in names:
+        raise ConfigError(f"config key 'task' must be one of {sorted(names)}; got {task!r}")
+    data = _build(data_config(task), raw.pop("data", {}), "data.")
     rest = _build(_Rest, raw, "")
     return Config(
         task=task, data=data, model=rest.model, train=rest.train, seed=rest.seed, target=rest.target
@@ -155,7 +166,7 @@ class _Rest:
 def load_config(
     path: "str | Path",
     overrides: "list[str] | tuple[str, ...]" = (),
-    data_configs: "dict[str, type] | None" = None,
+    data_configs: "Mapping[str, type] | None" = None,
 ) -> Config:
     """Read a YAML config, apply ``key=value`` overrides, and check it.
 
@@ -165,10 +176,6 @@ def load_config(
       >>> cfg.task, cfg.train.steps, cfg.model.hidden_size, cfg.data.seq_len
       ('adding', 10, 8, 100)
     """
-    if data_configs is None:
-        from gru_jax.tasks import data_configs as task_data_configs
-
-        data_configs = task_data_configs()
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())

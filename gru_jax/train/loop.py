@@ -165,7 +165,7 @@ class _Run:
         updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}
-        return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
     def fresh_state(self) -> State:
         return self.init_state(self._k_init, self.train_batch(jax.random.fold_in(self.k_data, 0)))

@@ -1,0 +1,150 @@
+"""Copy memory (Hochreiter & Schmidhuber, 1997; Arjovsky et al., 2016).
+
+The input is ``copy_len`` symbols drawn from ``num_symbols`` (tokens ``1..num_symbols``), then
+``delay - 1`` blanks (token 0), a delimiter (token ``num_symbols + 1``) and ``copy_len`` more
+blanks: ``T = delay + 2·copy_len`` steps. The target is blank everywhere except the last
+``copy_len`` steps, which must repeat the symbols. A memoryless model can only predict blanks and
+then guess uniformly: its cross-entropy per step is ``copy_len·ln(num_symbols)/T``, the baseline
+(``10·ln 8/(T + 20)`` for the classic 10 symbols from 8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from gru_jax.linen import GRU
+from gru_jax.tasks._base import Batch, Source, Task
+
+
+@dataclasses.dataclass(frozen=True)
+class CopyData:
+    delay: int = 50  # blanks between the symbols and the delimiter, delimiter included
+    copy_len: int = 10
+    num_symbols: int = 8
+
+
+def copy_batch(
+    key: jax.Array, batch_size: int, *, delay: int, copy_len: int, num_symbols: int
+) -> dict[str, jax.Array]:
+    """``inputs (B, T)`` and ``targets (B, T)`` int32 tokens, ``T = delay + 2·copy_len``.
+
+    Example:
+      >>> import jax
+      >>> from gru_jax.tasks.copy import copy_batch
+      >>> b = copy_batch(jax.random.key(0), 1, delay=3, copy_len=2, num_symbols=8)
+      >>> b["inputs"].shape
+      (1, 7)
+      >>> bool((b["targets"][0, -2:] == b["inputs"][0, :2]).all()), int(b["inputs"][0, 4])
+      (True, 9)
+    """
+    symbols = jax.random.randint(key, (batch_size, copy_len), 1, num_symbols + 1)
+    blanks = jnp.zeros((batch_size, delay - 1), jnp.int32)
+    go = jnp.full((batch_size, 1), num_symbols + 1, jnp.int32)
+    tail = jnp.zeros((batch_size, copy_len), jnp.int32)
+    inputs = jnp.concatenate([symbols, blanks, go, tail], axis=1)
+    targets = jnp.concatenate(
+        [jnp.zeros((batch_size, delay + copy_len), jnp.int32), symbols], axis=1
+    )
+    return {"inputs": inputs.astype(jnp.int32), "targets": targets.astype(jnp.int32)}
+
+
+class CopyModel(nn.Module):
+    """Embed → GRU → Dense over blank + the symbols, at every step."""
+
+    num_symbols: int
+    hidden_size: int
+    embed_dim: int
+    num_layers: int = 1
+    reset_after: bool = False
+    dropout_rate: float = 0.0
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
+        x = nn.Embed(self.num_symbols + 2, self.embed_dim)(batch["inputs"])
+        ys = GRU(
+            self.hidden_size,
+            num_layers=self.num_layers,
+            reset_after=self.reset_after,
+            dropout_rate=self.dropout_rate,
+            unroll=self.unroll,
+        )(x, deterministic=not train)
+        return nn.Dense(self.num_symbols + 1)(ys)  # (B, T, 1 + num_symbols) logits
+
+
+def _make_source(data: CopyData, seed: int) -> Source:
+    del seed
+    for key in ("delay", "copy_len", "num_symbols"):
+        if getattr(data, key) < 1:
+            raise ValueError(f"data.{key} must be at least 1; got {getattr(data, key)}")
+    return Source(
+        batch=lambda key, batch_size: copy_batch(key, batch_size, **dataclasses.asdict(data))
+    )
+
+
+def _make_model(model: Any, data: CopyData) -> nn.Module:
+    return CopyModel(
+        data.num_symbols,
+        model.hidden_size,
+        model.embed_dim,
+        model.num_layers,
+        model.reset_after,
+        model.dropout_rate,
+        model.unroll,
+    )
+
+
+def _loss(logits: jax.Array, batch: Batch) -> jax.Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]).mean()
+
+
+def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
+    ce = optax.softmax_cross_entropy_with_integer_labels(
+        model.apply(params, batch), batch["targets"]
+    )
+    return jnp.sum(ce), jnp.asarray(ce.size, jnp.float32)
+
+
+def baseline(data: CopyData) -> float:
+    """The memoryless cross-entropy per step, ``copy_len·ln(num_symbols)/T``."""
+    return data.copy_len * math.log(data.num_symbols) / (data.delay + 2 * data.copy_len)
+
+
+def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]:
+    batch = source.batch(key, 256)
+    predicted = jnp.argmax(model.apply(params, batch), axis=-1)
+    copy_len = int(jnp.sum(batch["targets"][0] != 0))
+    correct = predicted[:, -copy_len:] == batch["targets"][:, -copy_len:]
+    lines = [
+        f"input   {' '.join(map(str, batch['inputs'][i].tolist()))}\n"
+        f"target  {' '.join(map(str, batch['targets'][i, -copy_len:].tolist()))}\n"
+        f"copied  {' '.join(map(str, predicted[i, -copy_len:].tolist()))}\n"
+        for i in range(4)
+    ]
+    (workdir / "examples.txt").write_text("\n".join(lines))
+    return {
+        "symbol_accuracy": float(correct.mean()),
+        "sequence_accuracy": float(correct.all(axis=1).mean()),
+    }
+
+
+TASK = Task(
+    name="copy",
+    data_config=CopyData,
+    metric="cross_entropy",
+    higher_is_better=False,
+    make_source=_make_source,
+    make_model=_make_model,
+    loss=_loss,
+    metric_sums=_metric_sums,
+    baseline=lambda data, source: baseline(data),
+    report=_report,
+)

@@ -1,0 +1,187 @@
+"""Multi-step forecasting of the chaotic Mackey–Glass series (Mackey & Glass, 1977).
+
+    dx/dt = β·x(t−τ) / (1 + x(t−τ)ⁿ) − γ·x(t),   β = 0.2, γ = 0.1, n = 10, τ = 17
+
+integrated with Euler steps of ``dt`` from a random constant history per series (the seed fixes
+every history), after a burn-in, and sampled every ``sample_every`` time units. The series are
+standardised. A model sees ``context`` samples and predicts the next ``horizon`` at once; the
+baseline is persistence (repeat the last seen value), whose MSE is computed over every window of
+the evaluation series that starts at a multiple of ``horizon``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gru_jax.linen import GRU
+from gru_jax.tasks._base import Batch, Source, Task
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastData:
+    context: int = 64  # samples seen
+    horizon: int = 16  # samples predicted
+    sample_every: float = 3.0  # time units between samples
+    num_series: int = 32
+    series_len: int = 1500  # samples per series
+    dt: float = 0.1
+    burn_in: float = 500.0  # time units discarded at the start
+
+
+def mackey_glass(
+    seed: int,
+    num_series: int,
+    series_len: int,
+    *,
+    sample_every: float = 3.0,
+    dt: float = 0.1,
+    burn_in: float = 500.0,
+    tau: float = 17.0,
+    beta: float = 0.2,
+    gamma: float = 0.1,
+    n: float = 10.0,
+) -> np.ndarray:
+    """``(num_series, series_len)`` float64 Mackey–Glass series (not standardised).
+
+    Example:
+      >>> from gru_jax.tasks.forecast import mackey_glass
+      >>> x = mackey_glass(0, 2, 100)
+      >>> x.shape, bool((x > 0).all() and (x < 2).all())
+      ((2, 100), True)
+    """
+    rng = np.random.default_rng(seed)
+    lag = round(tau / dt)
+    stride = round(sample_every / dt)
+    burn = round(burn_in / dt)
+    total = burn + series_len * stride
+    x = np.empty((lag + total, num_series))
+    x[: lag + 1] = rng.uniform(0.5, 1.3, num_series)
+    for t in range(lag, lag + total - 1):
+        delayed = x[t - lag]
+        x[t + 1] = x[t] + dt * (beta * delayed / (1.0 + delayed**n) - gamma * x[t])
+    return x[lag + burn :: stride][:series_len].T.copy()
+
+
+def _windows(series: jax.Array, key: jax.Array, batch_size: int, length: int) -> jax.Array:
+    num_series, series_len = series.shape
+    k_series, k_start = jax.random.split(key)
+    rows = jax.random.randint(k_series, (batch_size,), 0, num_series)
+    starts = jax.random.randint(k_start, (batch_size,), 0, series_len - length + 1)
+    return jax.vmap(lambda r, s: jax.lax.dynamic_slice(series[r], (s,), (length,)))(rows, starts)
+
+
+def _make_source(data: ForecastData, seed: int) -> Source:
+    if data.series_len < data.context + data.horizon:
+        raise ValueError(
+            f"data.series_len ({data.series_len}) must be at least data.context + data.horizon "
+            f"({data.context + data.horizon})"
+        )
+    raw = mackey_glass(
+        seed,
+        data.num_series,
+        data.series_len,
+        sample_every=data.sample_every,
+        dt=data.dt,
+        burn_in=data.burn_in,
+    )
+    standardised = ((raw - raw.mean()) / raw.std()).astype(np.float32)
+    series = jnp.asarray(standardised)
+
+    def batch(key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
+        window = _windows(series, key, batch_size, data.context + data.horizon)
+        return {"inputs": window[:, : data.context, None], "targets": window[:, data.context :]}
+
+    return Source(batch=batch, info={"series": standardised})
+
+
+class ForecastModel(nn.Module):
+    """GRU over the context, then a linear read-out of all ``horizon`` future values."""
+
+    horizon: int
+    hidden_size: int
+    num_layers: int = 1
+    reset_after: bool = False
+    dropout_rate: float = 0.0
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
+        _, h_n = GRU(
+            self.hidden_size,
+            num_layers=self.num_layers,
+            reset_after=self.reset_after,
+            dropout_rate=self.dropout_rate,
+            unroll=self.unroll,
+            return_carry=True,
+        )(batch["inputs"], deterministic=not train)
+        # Predict the change from the last seen value; persistence is then the zero function.
+        return batch["inputs"][:, -1, :] + nn.Dense(self.horizon)(h_n[-1])
+
+
+def persistence_mse(series: np.ndarray, context: int, horizon: int) -> float:
+    """MSE of repeating the last context value, over windows starting at multiples of horizon."""
+    errors = []
+    for start in range(0, series.shape[1] - context - horizon + 1, horizon):
+        last = series[:, start + context - 1, None]
+        future = series[:, start + context : start + context + horizon]
+        errors.append((future - last) ** 2)
+    return float(np.mean(errors))
+
+
+def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
+    errors = (model.apply(params, batch) - batch["targets"]) ** 2
+    return jnp.sum(errors), jnp.asarray(errors.size, jnp.float32)
+
+
+def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]:
+    from gru_jax.train.plots import series_plot
+
+    batch = source.batch(key, 3)
+    predicted = np.asarray(model.apply(params, batch))
+    context = batch["inputs"].shape[1]
+    past = np.arange(context)
+    future = np.arange(context, context + predicted.shape[1])
+    for i in range(3):
+        series_plot(
+            workdir / "plots" / f"forecast_{i}.png",
+            {
+                "context": (past, np.asarray(batch["inputs"][i, :, 0])),
+                "truth": (future, np.asarray(batch["targets"][i])),
+                "GRU forecast": (future, predicted[i]),
+                "persistence": (future, np.full(future.shape, batch["inputs"][i, -1, 0])),
+            },
+            title="Mackey–Glass: multi-step forecast on fresh data",
+            xlabel="sample",
+            ylabel="standardised x",
+        )
+    return {}
+
+
+TASK = Task(
+    name="forecast",
+    data_config=ForecastData,
+    metric="mse",
+    higher_is_better=False,
+    make_source=_make_source,
+    make_model=lambda model, data: ForecastModel(
+        data.horizon,
+        model.hidden_size,
+        model.num_layers,
+        model.reset_after,
+        model.dropout_rate,
+        model.unroll,
+    ),
+    loss=lambda outputs, batch: jnp.mean((outputs - batch["targets"]) ** 2),
+    metric_sums=_metric_sums,
+    baseline=lambda data, source: persistence_mse(
+        source.info["series"], data.context, data.horizon
+    ),
+    report=_report,
+)

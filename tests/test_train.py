@@ -1,0 +1,284 @@
+"""Training: task generators and baselines, configs and their errors, the CLI, resume, devices."""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from gru_jax.tasks import TASK_NAMES, get_task
+from gru_jax.tasks.adding import adding_batch
+from gru_jax.tasks.copy import CopyData, baseline, copy_batch
+from gru_jax.tasks.forecast import ForecastData, mackey_glass, persistence_mse
+from gru_jax.train import ConfigError, load_config, train_and_evaluate
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+
+def cli(*args, env=None, check=True):
+    """Run ``gru-jax`` in a fresh process (as a user would), from the repository root."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gru_jax.cli", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"gru-jax {' '.join(map(str, args))} failed:\n{result.stderr}")
+    return result
+
+
+# ------------------------------------------------------------------------------ generators
+
+
+def test_adding_generator():
+    a = adding_batch(jax.random.key(0), 4096, 50)
+    b = adding_batch(jax.random.key(0), 4096, 50)
+    c = adding_batch(jax.random.key(1), 4096, 50)
+    assert a["inputs"].shape == (4096, 50, 2) and a["targets"].shape == (4096,)
+    np.testing.assert_array_equal(a["inputs"], b["inputs"])
+    assert not np.array_equal(a["inputs"], c["inputs"])
+    markers = np.asarray(a["inputs"][..., 1])
+    assert (markers[:, :25].sum(1) == 1).all() and (markers[:, 25:].sum(1) == 1).all()
+    values = np.asarray(a["inputs"][..., 0])
+    np.testing.assert_allclose(a["targets"], (values * markers).sum(1), rtol=1e-6)
+    # The baseline: predicting 1 gives Var(u1 + u2) = 1/6.
+    assert get_task("adding").baseline(None, None) == pytest.approx(1 / 6)
+    assert float(jnp.mean((a["targets"] - 1.0) ** 2)) == pytest.approx(1 / 6, abs=0.01)
+
+
+def test_copy_generator_and_memoryless_baseline():
+    data = CopyData(delay=7, copy_len=4, num_symbols=5)
+    a = copy_batch(jax.random.key(0), 256, delay=7, copy_len=4, num_symbols=5)
+    b = copy_batch(jax.random.key(0), 256, delay=7, copy_len=4, num_symbols=5)
+    np.testing.assert_array_equal(a["inputs"], b["inputs"])
+    inputs, targets = np.asarray(a["inputs"]), np.asarray(a["targets"])
+    assert inputs.shape == targets.shape == (256, 15)
+    assert ((inputs[:, :4] >= 1) & (inputs[:, :4] <= 5)).all()
+    assert (
+        (inputs[:, 4:10] == 0).all() and (inputs[:, 10] == 6).all() and (inputs[:, 11:] == 0).all()
+    )
+    np.testing.assert_array_equal(targets[:, -4:], inputs[:, :4])
+    assert (targets[:, :-4] == 0).all()
+    # A memoryless predictor: blank with certainty, then uniform over the symbols.
+    ce = np.concatenate([np.zeros(11), np.full(4, math.log(5))]).mean()
+    assert baseline(data) == pytest.approx(ce)
+    assert baseline(CopyData(delay=50)) == pytest.approx(10 * math.log(8) / 70)
+
+
+def test_forecast_series_and_persistence_baseline():
+    x = mackey_glass(0, 3, 400)
+    np.testing.assert_array_equal(x, mackey_glass(0, 3, 400))
+    assert not np.allclose(x, mackey_glass(1, 3, 400))
+    assert x.shape == (3, 400) and 0.2 < x.min() and x.max() < 1.6
+    # Chaotic, not periodic or decaying: the series keeps varying.
+    assert x[:, 200:].std(axis=1).min() > 0.1
+    s = (x - x.mean()) / x.std()
+    errors = [
+        (s[:, start + 10 : start + 14] - s[:, start + 9, None]) ** 2
+        for start in range(0, 400 - 14 + 1, 4)
+    ]
+    assert persistence_mse(s, 10, 4) == pytest.approx(np.mean(errors))
+    source = get_task("forecast").make_source(
+        ForecastData(context=10, horizon=4, num_series=3, series_len=100), seed=0
+    )
+    batch = source.batch(jax.random.key(0), 5)
+    assert batch["inputs"].shape == (5, 10, 1) and batch["targets"].shape == (5, 4)
+
+
+# ------------------------------------------------------------------------------ configs
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_every_task_has_a_config_with_a_target(name):
+    config = load_config(CONFIGS / f"{name}.yaml")
+    assert config.task == name and config.target is not None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (
+            ["train.stepz=3"],
+            r"unknown config key 'train.stepz'; expected one of \['train.batch_size'",
+        ),
+        (["bogus=1"], "unknown config key 'bogus'"),
+        (["data.seq_len=1.5"], r"config key 'data.seq_len' must be of type int; got float 1.5"),
+        (
+            ["train.learning_rate=fast"],
+            "config key 'train.learning_rate' must be of type float; got str",
+        ),
+        (["model.reset_after=1"], "config key 'model.reset_after' must be of type bool; got int"),
+        (["train=3"], "config key 'train' must be a mapping; got int"),
+        (["task=nope"], r"config key 'task' must be one of \['adding'"),
+        (["train.steps"], "--set expects KEY=VALUE; got 'train.steps'"),
+    ],
+)
+def test_bad_configs(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(CONFIGS / "adding.yaml", overrides)
+
+
+def test_missing_and_malformed_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file '.*nope.yaml' does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping; got list"):
+        load_config(tmp_path / "list.yaml")
+    (tmp_path / "bad.yaml").write_text("task: [adding\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "unsafe.yaml").write_text("task: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(tmp_path / "unsafe.yaml")
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
+    cases = [
+        ("train", CONFIGS / "adding.yaml", "--set", "train.stepz=3"),
+        ("train", tmp_path / "missing.yaml"),
+        ("train", CONFIGS / "adding.yaml", "--set", "train.batch_size=0"),
+        ("eval", CONFIGS / "adding.yaml", "--workdir", tmp_path / "empty"),
+        ("train",),
+        ("fly",),
+    ]
+    for args in cases:
+        result = cli(*args, check=False)
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert re.match(r"gru-jax( \w+)?: error: ", result.stderr), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ runs
+
+SMOKE = {
+    "adding": ["data.seq_len=8", "model.hidden_size=8"],
+    "copy": ["data.delay=4", "data.copy_len=3", "model.hidden_size=8"],
+    "forecast": [
+        "data.context=8",
+        "data.horizon=4",
+        "data.series_len=60",
+        "data.num_series=4",
+        "model.hidden_size=8",
+    ],
+}
+TINY_TRAIN = [
+    "train.steps=4",
+    "train.batch_size=8",
+    "train.log_every=2",
+    "train.eval_every=2",
+    "train.eval_batches=2",
+    "train.checkpoint_every=2",
+]
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_smoke_run_of_every_config_through_the_cli(name, tmp_path):
+    sets = [arg for kv in SMOKE[name] + TINY_TRAIN for arg in ("--set", kv)]
+    result = cli("train", CONFIGS / f"{name}.yaml", "--workdir", tmp_path, *sets)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert json.loads(result.stdout.splitlines()[0]) == summary
+    for key in (
+        "task",
+        "metric",
+        "value",
+        "baseline",
+        "target",
+        "reached",
+        "steps",
+        "wall_seconds",
+    ):
+        assert key in summary
+    assert summary["task"] == name and summary["steps"] == 4 and math.isfinite(summary["value"])
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [2, 4]
+    assert (tmp_path / "plots" / "loss.png").stat().st_size > 1000
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
+        "2",
+        "4",
+    ]
+    evaluated = json.loads(
+        cli("eval", CONFIGS / f"{name}.yaml", "--workdir", tmp_path, "--seed", "7", *sets).stdout
+    )
+    assert evaluated["metric"] == summary["metric"] and evaluated["step"] == 4
+    assert math.isfinite(evaluated["value"])
+
+
+def _final_params(workdir: Path, step: int):
+    manager = ocp.CheckpointManager(workdir.resolve() / "checkpoints")
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    return restored["state"]["params"]
+
+
+def test_stopped_and_resumed_run_equals_straight_run(tmp_path):
+    overrides = SMOKE["adding"] + [
+        "train.steps=9",
+        "train.batch_size=8",
+        "train.log_every=1",
+        "train.eval_every=100",
+        "train.eval_batches=1",
+        "train.checkpoint_every=100",
+        "model.dropout_rate=0.2",
+        "model.num_layers=2",
+    ]
+    config = load_config(CONFIGS / "adding.yaml", overrides)
+    straight = train_and_evaluate(config, tmp_path / "straight")
+    assert train_and_evaluate(config, tmp_path / "split", stop_after=4) is None
+    with pytest.raises(ConfigError, match="already holds checkpoints .*pass --resume"):
+        train_and_evaluate(config, tmp_path / "split")
+    assert train_and_evaluate(config, tmp_path / "split", resume=True, stop_after=3) is None
+    resumed = train_and_evaluate(config, tmp_path / "split", resume=True)
+    assert resumed["value"] == straight["value"]
+    a, b = _final_params(tmp_path / "straight", 9), _final_params(tmp_path / "split", 9)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    losses = [
+        [
+            json.loads(line)["loss"]
+            for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()
+            if "loss" in json.loads(line)
+        ]
+        for d in ("straight", "split")
+    ]
+    assert losses[0] == losses[1] and len(losses[0]) == 9
+
+
+def test_four_devices_give_the_same_losses_as_one(tmp_path):
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    sets = [arg for kv in SMOKE["adding"] + TINY_TRAIN for arg in ("--set", kv)]
+    losses = {}
+    for devices in (1, 4):
+        workdir = tmp_path / str(devices)
+        result = cli(
+            "train",
+            CONFIGS / "adding.yaml",
+            "--workdir",
+            workdir,
+            *sets,
+            "--set",
+            f"train.num_devices={devices}",
+            env=env,
+        )
+        assert json.loads(result.stdout.splitlines()[0])["devices"] == devices
+        losses[devices] = [
+            json.loads(line).get("loss")
+            for line in (workdir / "metrics.jsonl").read_text().splitlines()
+        ]
+    assert len(losses[1]) == len(losses[4])
+    for one, four in zip(losses[1], losses[4], strict=True):
+        if one is not None:
+            assert four == pytest.approx(one, rel=1e-5, abs=1e-7)
