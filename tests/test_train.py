@@ -131,7 +131,7 @@ def test_bad_configs(overrides, match):
 
 
 def test_missing_and_malformed_config_files(tmp_path):
-    with pytest.raises(ConfigError, match="config file '.*nope.yaml' does not exist"):
+    with pytest.raises(ConfigError, match=r"config file '.*nope\.yaml' does not exist"):
         load_config(tmp_path / "nope.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="must hold a mapping; got list"):
@@ -236,7 +236,7 @@ def test_stopped_and_resumed_run_equals_straight_run(tmp_path):
     config = load_config(CONFIGS / "adding.yaml", overrides)
     straight = train_and_evaluate(config, tmp_path / "straight")
     assert train_and_evaluate(config, tmp_path / "split", stop_after=4) is None
-    with pytest.raises(ConfigError, match="already holds checkpoints .*pass --resume"):
+    with pytest.raises(ConfigError, match=r"already holds checkpoints .*pass --resume"):
         train_and_evaluate(config, tmp_path / "split")
     assert train_and_evaluate(config, tmp_path / "split", resume=True, stop_after=3) is None
     resumed = train_and_evaluate(config, tmp_path / "split", resume=True)
