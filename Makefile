@@ -27,8 +27,9 @@ demo: $(VENV)/.installed
 core-demo: $(VENV)/.installed
 	$(PY) examples/core_demo.py --config configs/core_demo.yaml
 
+# Two workers (the machine has 2 cores); tests of one file stay together to share compiles.
 test: $(VENV)/.installed-test
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
