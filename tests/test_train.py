@@ -4,6 +4,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,13 @@ from gru_jax.tasks import TASK_NAMES, get_task
 from gru_jax.tasks.adding import adding_batch
 from gru_jax.tasks.copy import CopyData, baseline, copy_batch
 from gru_jax.tasks.forecast import ForecastData, mackey_glass, persistence_mse
-from gru_jax.train import ConfigError, load_config, train_and_evaluate
+from gru_jax.train import (
+    CheckpointError,
+    ConfigError,
+    evaluate_checkpoint,
+    load_config,
+    train_and_evaluate,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -282,3 +289,33 @@ def test_four_devices_give_the_same_losses_as_one(tmp_path):
     for one, four in zip(losses[1], losses[4], strict=True):
         if one is not None:
             assert four == pytest.approx(one, rel=1e-5, abs=1e-7)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A finished tiny adding run: (config, workdir)."""
+    config = load_config(CONFIGS / "adding.yaml", SMOKE["adding"] + TINY_TRAIN)
+    workdir = tmp_path_factory.mktemp("tiny") / "run"
+    train_and_evaluate(config, workdir)
+    return config, workdir
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_checkpoint_is_detected_not_loaded(tmp_path, tiny_run, damage):
+    config, trained = tiny_run
+    shutil.copytree(trained, tmp_path / "run")
+    state_dir = tmp_path / "run" / "checkpoints" / "4" / "state"
+    target = max((p for p in state_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    if damage == "truncate":
+        target.write_bytes(data[: len(data) // 2])
+    else:
+        for i in range(len(data) // 3, len(data) // 3 + 16):
+            data[i] ^= 0xFF
+        target.write_bytes(bytes(data))
+    with pytest.raises(
+        CheckpointError, match=r"checkpoint of step 4 in .* (cannot be read|is corrupted)"
+    ):
+        evaluate_checkpoint(config, tmp_path / "run", seed=1)
+    with pytest.raises(CheckpointError, match="delete that step's directory"):
+        train_and_evaluate(config, tmp_path / "run", resume=True)

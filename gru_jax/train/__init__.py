@@ -9,6 +9,7 @@ from gru_jax.train.config import (
     load_config,
 )
 from gru_jax.train.loop import (
+    CheckpointError,
     evaluate_checkpoint,
     make_mesh,
     make_optimizer,
@@ -17,6 +18,7 @@ from gru_jax.train.loop import (
 )
 
 __all__ = [
+    "CheckpointError",
     "Config",
     "ConfigError",
     "ModelConfig",

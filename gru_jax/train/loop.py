@@ -14,6 +14,7 @@ all-reduce. The same code runs on one CPU, on a GPU or TPU, on many local device
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -191,19 +192,49 @@ class _Run:
         abstract = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.replicated), abstract
         )
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-            ),
-        )
-        return restored["state"], restored["meta"]
+        where = f"checkpoint of step {step} in {str(manager.directory)!r}"
+        try:
+            restored = manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as e:  # tensorstore/orbax errors on truncated or missing files
+            raise CheckpointError(
+                f"{where} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                "delete that step's directory to resume from an earlier checkpoint"
+            ) from e
+        state, meta = restored["state"], restored["meta"]
+        if not isinstance(meta, dict) or meta.get("checksum") != state_checksum(state):
+            raise CheckpointError(
+                f"{where} is corrupted: its arrays do not match the checksum written with them; "
+                "delete that step's directory to resume from an earlier checkpoint"
+            )
+        return state, meta
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint that cannot be trusted: unreadable, truncated, or not what was written."""
+
+
+def state_checksum(state: State) -> str:
+    """SHA-256 over every array of ``state`` (paths, dtypes, shapes and bytes), in tree order."""
+    digest = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+        array = np.asarray(jax.device_get(leaf))
+        digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape};".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def _save(manager: ocp.CheckpointManager, state: State, meta: dict[str, Any]) -> None:
+    """Save ``state`` with ``meta`` and a checksum. Orbax writes into a temporary directory and
+    renames it when complete, so a crash mid-write leaves no step that looks finished."""
     step = int(state["step"])
     if step in manager.all_steps():
         return
+    meta = meta | {"checksum": state_checksum(state)}
     manager.save(
         step,
         args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
