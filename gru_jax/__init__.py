@@ -12,6 +12,7 @@ from gru_jax._cell import (
     gru_cell,
     init_gru,
 )
+from gru_jax._mingru import MinGRUParams, init_mingru, mingru, mingru_cell
 from gru_jax._scan import gru
 from gru_jax._stack import GRUStackParams, gru_stack, init_gru_stack
 
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GRUParams",
     "GRUStackParams",
+    "MinGRUParams",
     "default_bias_init",
     "default_kernel_init",
     "default_recurrent_init",
@@ -28,4 +30,7 @@ __all__ = [
     "gru_stack",
     "init_gru",
     "init_gru_stack",
+    "init_mingru",
+    "mingru",
+    "mingru_cell",
 ]

@@ -28,12 +28,20 @@ from gru_jax._cell import (
     gru_cell,
 )
 from gru_jax._checks import as_float_array, check_size
+from gru_jax._mingru import (
+    DEFAULT_CHUNK_SIZE,
+    MinGRUParams,
+    check_candidate,
+    mingru,
+    mingru_cell,
+    two_blocks,
+)
 from gru_jax._scan import check_xs
 from gru_jax._stack import gru_stack
 from gru_jax._tree import DIRECTIONS, params_to_tree, tree_to_params
 from gru_jax._typing import Array, DTypeLike, Initializer, PRNGKey
 
-__all__ = ["GRU", "GRUCell", "params_to_tree", "tree_to_params"]
+__all__ = ["GRU", "GRUCell", "MinGRU", "MinGRUCell", "params_to_tree", "tree_to_params"]
 
 
 def _declare_params(
@@ -242,3 +250,149 @@ class GRU(nn.Module):
             remat=self.remat,
         )
         return (ys, h_n) if self.return_carry else ys
+
+
+# ----------------------------------------------------------------------------- minGRU
+
+
+def _declare_mingru_params(module: nn.Module, input_size: int, features: int) -> MinGRUParams:
+    """Declare (or fetch) a minGRU's two parameters ``w_x (I, 2H)``, ``b_x (2H,)``."""
+    if module.has_variable("params", "w_x"):
+        stored = module.get_variable("params", "w_x").shape[0]
+        if stored != input_size:
+            raise ValueError(
+                f"{type(module).__name__}: inputs must have I = {stored} features (the size "
+                f"the parameters were initialised with); got {input_size}"
+            )
+    dtype = module.param_dtype
+    return MinGRUParams(
+        w_x=module.param("w_x", two_blocks(module.kernel_init), (input_size, 2 * features), dtype),
+        b_x=module.param("b_x", at_least_float32(module.bias_init), (2 * features,), dtype),
+        candidate=check_candidate(type(module).__name__, module.candidate),
+    )
+
+
+class MinGRUCell(nn.RNNCellBase):
+    """One minGRU step as a linen cell, ``(carry, x) -> (carry, y)`` with ``y = carry``.
+
+    For ``flax.linen.RNN`` and step-by-step use (streaming, sampling). Over whole sequences,
+    :class:`MinGRU` is the fast path: it projects all steps at once and runs a (parallel) scan.
+    The maths is :func:`gru_jax.mingru_cell`'s; the parameter tree is
+    ``{"w_x": (I, 2H), "b_x": (2H,)}``, the fields of :class:`gru_jax.MinGRUParams`, the same as
+    :class:`MinGRU`'s, so the two share parameters.
+
+    Attributes:
+      features: ``H``, the state size.
+      candidate: ``"linear"`` or ``"g"`` (see :func:`gru_jax.mingru`).
+      dtype: the compute dtype; ``None`` promotes the parameters', carry's and inputs' dtypes.
+        The new carry is cast to the incoming carry's dtype, so the cell is a valid scan body.
+      param_dtype: the parameters' dtype.
+      kernel_init: called once per block ``[z | h̃]`` with shape ``(I, H)`` (Glorot uniform).
+      bias_init: called with ``(2H,)`` (zeros by default).
+      carry_init: initializer of the carry in :meth:`initialize_carry` (zeros by default).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn
+      >>> from gru_jax.linen import MinGRUCell
+      >>> rnn = nn.RNN(MinGRUCell(features=8))
+      >>> xs = jnp.ones((4, 10, 3))                                  # (B, T, I)
+      >>> variables = rnn.init(jax.random.key(0), xs)
+      >>> jax.tree.map(jnp.shape, variables["params"]["cell"])
+      {'b_x': (16,), 'w_x': (3, 16)}
+      >>> rnn.apply(variables, xs).shape
+      (4, 10, 8)
+    """
+
+    features: int
+    candidate: str = "linear"
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    kernel_init: Initializer = default_kernel_init
+    bias_init: Initializer = default_bias_init
+    carry_init: Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
+        """``carry (*B, H)``, ``inputs (*B, I)`` -> ``(new_carry, new_carry)``."""
+        inputs = as_float_array("MinGRUCell", "inputs", inputs)
+        params = _declare_mingru_params(self, inputs.shape[-1], self.features)
+        params, carry, inputs = _cast((params, carry, inputs), self.dtype)
+        h = mingru_cell(params, carry, inputs).astype(jnp.asarray(carry).dtype)
+        return h, h
+
+    @nn.nowrap
+    def initialize_carry(self, rng: PRNGKey, input_shape: tuple[int, ...]) -> Array:
+        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``, from ``carry_init``."""
+        dtype = self.param_dtype if self.dtype is None else self.dtype
+        return self.carry_init(rng, (*input_shape[:-1], self.features), dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+class MinGRU(nn.Module):
+    """A minGRU layer over whole sequences: :func:`gru_jax.mingru` on its parameters.
+
+    One layer, one direction. The parameter tree is ``{"w_x": (I, 2H), "b_x": (2H,)}``, the
+    fields of :class:`gru_jax.MinGRUParams`:
+    ``MinGRUParams(**variables["params"], candidate=layer.candidate)``.
+
+    Attributes:
+      features: ``H``, the state size.
+      candidate: ``"linear"`` or ``"g"`` (see :func:`gru_jax.mingru`).
+      mode: ``"auto"``, ``"sequential"``, ``"parallel"`` or ``"chunked"``; ``chunk_size`` for the
+        last. All give the same results up to rounding.
+      return_carry: return ``(ys, h_last)`` instead of ``ys``.
+      dtype, param_dtype, kernel_init, bias_init: as in :class:`MinGRUCell`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from gru_jax.linen import MinGRU
+      >>> layer = MinGRU(features=8, mode="parallel", return_carry=True)
+      >>> xs = jnp.ones((4, 10, 3))                                  # (B, T, I)
+      >>> variables = layer.init(jax.random.key(0), xs)
+      >>> sorted(variables["params"])
+      ['b_x', 'w_x']
+      >>> ys, h_last = layer.apply(variables, xs, seq_lengths=jnp.array([10, 3, 5, 1]))
+      >>> ys.shape, h_last.shape
+      ((4, 10, 8), (4, 8))
+    """
+
+    features: int
+    candidate: str = "linear"
+    mode: str = "auto"
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    return_carry: bool = False
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    kernel_init: Initializer = default_kernel_init
+    bias_init: Initializer = default_bias_init
+
+    @nn.compact
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        seq_lengths: Array | None = None,
+        initial_carry: Array | None = None,
+    ) -> Array | tuple[Array, Array]:
+        """``xs (*B, T, I)`` -> ``ys (*B, T, H)``, or ``(ys, h_last (*B, H))``.
+
+        ``initial_carry`` is ``h0 (*B, H)`` (zeros when ``None``).
+        """
+        features = check_size("MinGRU", "features", self.features)
+        xs = as_float_array("MinGRU", "xs", xs)
+        if xs.ndim < 2:
+            check_xs("MinGRU", xs, -1)  # raises the core's rank error
+        params = _declare_mingru_params(self, xs.shape[-1], features)
+        params, xs, initial_carry = _cast((params, xs, initial_carry), self.dtype)
+        ys, h_last = mingru(
+            params,
+            xs,
+            initial_carry,
+            seq_lengths=seq_lengths,
+            mode=self.mode,
+            chunk_size=self.chunk_size,
+        )
+        return (ys, h_last) if self.return_carry else ys

@@ -34,11 +34,21 @@ from gru_jax._cell import (
     gru_cell,
 )
 from gru_jax._checks import as_float_array, check_size
+from gru_jax._mingru import (
+    DEFAULT_CHUNK_SIZE,
+    MinGRUParams,
+    check_candidate,
+    check_mode,
+    mingru,
+    mingru_cell,
+    two_blocks,
+)
+from gru_jax._mingru import check_params as check_mingru_params
 from gru_jax._stack import GRUStackParams, check_stack, gru_stack
 from gru_jax._tree import DIRECTIONS, FIELDS, params_to_tree, tree_to_params
 from gru_jax._typing import Array, DTypeLike, Initializer
 
-__all__ = ["GRU", "GRUCell", "params_to_tree", "tree_to_params"]
+__all__ = ["GRU", "GRUCell", "MinGRU", "MinGRUCell", "params_to_tree", "tree_to_params"]
 
 
 def _cast(tree: Any, dtype: DTypeLike | None) -> Any:
@@ -319,3 +329,209 @@ class GRU(nnx.Module):
             remat=self.remat,
         )
         return (ys, h_n) if self.return_carry else ys
+
+
+# ----------------------------------------------------------------------------- minGRU
+
+
+class _MinGRUParamsModule(nnx.Module):
+    """The two ``nnx.Param``\\ s of a minGRU, ``w_x (I, 2H)`` and ``b_x (2H,)``, initialised like
+    :func:`gru_jax.init_mingru`, with ``mingru_params`` / ``load_mingru_params``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        *,
+        candidate: str,
+        param_dtype: DTypeLike,
+        kernel_init: Initializer,
+        bias_init: Initializer,
+        rngs: nnx.Rngs,
+    ):
+        fn = type(self).__name__
+        i = check_size(fn, "in_features", in_features)
+        h = check_size(fn, "hidden_features", hidden_features)
+        self.in_features, self.hidden_features = i, h
+        self.candidate = check_candidate(fn, candidate)
+        self.w_x = nnx.Param(two_blocks(kernel_init)(rngs.params(), (i, 2 * h), param_dtype))
+        self.b_x = nnx.Param(at_least_float32(bias_init)(rngs.params(), (2 * h,), param_dtype))
+
+    @property
+    def mingru_params(self) -> MinGRUParams:
+        """The parameters as a :class:`gru_jax.MinGRUParams` (arrays, not ``nnx.Param``\\ s)."""
+        return MinGRUParams(w_x=self.w_x[...], b_x=self.b_x[...], candidate=self.candidate)
+
+    def load_mingru_params(self, params: MinGRUParams) -> None:
+        """Load a :class:`gru_jax.MinGRUParams` of the same sizes and candidate."""
+        fn = f"{type(self).__name__}.load_mingru_params"
+        i, h = check_mingru_params(fn, params)
+        if (i, h, params.candidate) != (self.in_features, self.hidden_features, self.candidate):
+            raise ValueError(
+                f"{fn}: expected MinGRUParams with input_size={self.in_features}, hidden_size="
+                f"{self.hidden_features}, candidate={self.candidate!r}; got input_size={i}, "
+                f"hidden_size={h}, candidate={params.candidate!r}"
+            )
+        self.w_x[...] = params.w_x
+        self.b_x[...] = params.b_x
+
+
+class MinGRUCell(_MinGRUParamsModule, RNNCellBase):
+    """One minGRU step as an NNX cell, ``(carry, x) -> (carry, y)`` with ``y = carry``.
+
+    For ``flax.nnx.RNN`` and step-by-step use; over whole sequences :class:`MinGRU` is the fast
+    path. The maths is :func:`gru_jax.mingru_cell`'s; the parameters are
+    ``{"w_x": (I, 2H), "b_x": (2H,)}``, as in :class:`MinGRU`.
+
+    Args:
+      in_features: ``I``.
+      hidden_features: ``H``.
+      candidate: ``"linear"`` or ``"g"`` (see :func:`gru_jax.mingru`).
+      dtype: the compute dtype; ``None`` promotes the parameters', carry's and inputs' dtypes.
+        The new carry is cast to the incoming carry's dtype, so the cell is a valid scan body.
+      param_dtype: the parameters' dtype.
+      kernel_init: called once per block ``[z | h̃]`` with shape ``(I, H)`` (Glorot uniform).
+      bias_init: called with ``(2H,)`` (zeros by default).
+      rngs: an ``nnx.Rngs``; parameters draw from its ``params`` stream.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from gru_jax.nnx import MinGRUCell
+      >>> rnn = nnx.RNN(MinGRUCell(3, 8, rngs=nnx.Rngs(0)))
+      >>> rnn(jnp.ones((4, 10, 3))).shape                           # (B, T, I) -> (B, T, H)
+      (4, 10, 8)
+      >>> rnn.cell.mingru_params.w_x.shape
+      (3, 16)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        *,
+        candidate: str = "linear",
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        kernel_init: Initializer = default_kernel_init,
+        bias_init: Initializer = default_bias_init,
+        rngs: nnx.Rngs,
+    ):
+        super().__init__(
+            in_features,
+            hidden_features,
+            candidate=candidate,
+            param_dtype=param_dtype,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            rngs=rngs,
+        )
+        self.dtype, self.param_dtype = dtype, param_dtype
+
+    def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
+        """``carry (*B, H)``, ``inputs (*B, I)`` -> ``(new_carry, new_carry)``."""
+        inputs = as_float_array("MinGRUCell", "inputs", inputs)
+        params, carry, inputs = _cast((self.mingru_params, carry, inputs), self.dtype)
+        h = mingru_cell(params, carry, inputs).astype(jnp.asarray(carry).dtype)
+        return h, h
+
+    def initialize_carry(
+        self,
+        input_shape: tuple[int, ...],
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
+        carry_init: Initializer | None = None,
+    ) -> Array:
+        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``: zeros, or ``carry_init``'s."""
+        shape = (*input_shape[:-1], self.hidden_features)
+        dtype = self.param_dtype if self.dtype is None else self.dtype
+        if carry_init is None:
+            return jnp.zeros(shape, dtype)
+        if isinstance(rngs, nnx.Rngs):
+            rngs = rngs.carry
+        if rngs is None:
+            raise ValueError("MinGRUCell.initialize_carry: carry_init needs rngs; got rngs=None")
+        return carry_init(rngs(), shape, dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+class MinGRU(_MinGRUParamsModule):
+    """A minGRU layer over whole sequences: :func:`gru_jax.mingru` on its parameters.
+
+    One layer, one direction; parameters ``{"w_x": (I, 2H), "b_x": (2H,)}``, also as
+    ``layer.mingru_params`` (a :class:`gru_jax.MinGRUParams`), loaded with
+    ``layer.load_mingru_params(params)``.
+
+    Args:
+      in_features: ``I``.
+      hidden_features: ``H``.
+      candidate: ``"linear"`` or ``"g"`` (see :func:`gru_jax.mingru`).
+      mode: ``"auto"``, ``"sequential"``, ``"parallel"`` or ``"chunked"``; ``chunk_size`` for the
+        last. All give the same results up to rounding.
+      return_carry: return ``(ys, h_last)`` instead of ``ys``.
+      dtype, param_dtype, kernel_init, bias_init: as in :class:`MinGRUCell`.
+      rngs: an ``nnx.Rngs``; parameters draw from its ``params`` stream.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from gru_jax.nnx import MinGRU
+      >>> layer = MinGRU(3, 8, mode="parallel", return_carry=True, rngs=nnx.Rngs(0))
+      >>> ys, h_last = layer(jnp.ones((4, 10, 3)), seq_lengths=jnp.array([10, 3, 5, 1]))
+      >>> ys.shape, h_last.shape
+      ((4, 10, 8), (4, 8))
+      >>> sorted(nnx.to_pure_dict(nnx.state(layer, nnx.Param)))
+      ['b_x', 'w_x']
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        *,
+        candidate: str = "linear",
+        mode: str = "auto",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        return_carry: bool = False,
+        dtype: DTypeLike | None = None,
+        param_dtype: DTypeLike = jnp.float32,
+        kernel_init: Initializer = default_kernel_init,
+        bias_init: Initializer = default_bias_init,
+        rngs: nnx.Rngs,
+    ):
+        super().__init__(
+            in_features,
+            hidden_features,
+            candidate=candidate,
+            param_dtype=param_dtype,
+            kernel_init=kernel_init,
+            bias_init=bias_init,
+            rngs=rngs,
+        )
+        self.mode = check_mode("MinGRU", mode)
+        self.chunk_size = check_size("MinGRU", "chunk_size", chunk_size)
+        self.return_carry, self.dtype = return_carry, dtype
+
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        seq_lengths: Array | None = None,
+        initial_carry: Array | None = None,
+    ) -> Array | tuple[Array, Array]:
+        """``xs (*B, T, I)`` -> ``ys (*B, T, H)``, or ``(ys, h_last (*B, H))``.
+
+        ``initial_carry`` is ``h0 (*B, H)`` (zeros when ``None``).
+        """
+        params, xs, initial_carry = _cast((self.mingru_params, xs, initial_carry), self.dtype)
+        ys, h_last = mingru(
+            params,
+            xs,
+            initial_carry,
+            seq_lengths=seq_lengths,
+            mode=self.mode,
+            chunk_size=self.chunk_size,
+        )
+        return (ys, h_last) if self.return_carry else ys

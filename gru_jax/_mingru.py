@@ -1,0 +1,482 @@
+"""minGRU: a GRU whose gates see only the input, so that it trains with a parallel scan.
+
+From Feng et al., "Were RNNs All We Needed?" (2024). With gate blocks ``(z, h̃)``::
+
+    z_t  = σ(x_t W_z + b_z)                     update gate, from the input only
+    h̃_t  = x_t W_h + b_h                        candidate, candidate="linear" (the default)
+    h̃_t  = g(x_t W_h + b_h)                     candidate="g", the paper's log-space form:
+                                                g(v) = v + 0.5 if v ≥ 0 else σ(v) > 0
+    h_t  = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ h̃_t
+
+``z`` weights the candidate, as in :func:`gru_jax.gru_cell`. Because neither ``z`` nor ``h̃``
+depends on ``h``, the recurrence is *linear* in the state: ``h_t = a_t ⊙ h_{t−1} + b_t`` with
+``a_t = 1 − z_t = σ(−(x_t W_z + b_z)) ∈ (0, 1)`` and ``b_t = z_t ⊙ h̃_t`` computed for all steps at
+once. That recurrence is evaluated by :func:`linear_recurrence` in one of three modes:
+
+* ``"sequential"``: ``jax.lax.scan``, ``T`` dependent elementwise steps;
+* ``"parallel"``: ``jax.lax.associative_scan`` over the pairs ``(a_t, b_t)`` with the operator
+  ``(a₁, b₁) ∘ (a₂, b₂) = (a₁ a₂, a₂ b₁ + b₂)``, depth ``O(log T)``;
+* ``"chunked"``: the associative scan inside blocks of ``chunk_size`` steps, a sequential scan
+  over the ``T / chunk_size`` block boundaries, and one elementwise fix-up.
+
+The associative scan runs in linear space, not log space. The paper's log-space scan exists to
+keep its cumulative-*sum* formulation (``h_t = A_t (h_0 + Σ b_s / A_s)``, ``A_t = Π a_s``) from
+dividing by products that underflow; the pairwise operator above never divides, its products
+``a₁ a₂`` only shrink towards 0 (which is correct: old state forgotten), and every mode is exact
+for any sign of ``h̃`` and ``h_0``. The ``candidate="g"`` option is offered for models that want
+the paper's positive candidate (``h_t > 0`` when ``h_0 > 0``); it changes the model, not the scan.
+
+Gradients: :func:`linear_recurrence` has a custom JVP, ``dh_t = a_t dh_{t−1} + (da_t h_{t−1} +
+db_t)``, which is again a linear recurrence in the same mode; its transpose (reverse mode) is the
+reverse recurrence, so the backward pass of the parallel mode is parallel too and no mode
+differentiates through its own scan internals. Forward mode (``jax.jvp``, ``jax.jacfwd``) works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from gru_jax import _checks
+from gru_jax._cell import at_least_float32, compute_dtype, default_bias_init, default_kernel_init
+from gru_jax._scan import check_xs
+from gru_jax._typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey, Shape
+
+CANDIDATES = ("linear", "g")
+MODES = ("auto", "sequential", "parallel", "chunked")
+DEFAULT_CHUNK_SIZE = 256
+
+# "auto" on XLA:CPU: "sequential" at every length. Measured on 2 cores (AVX-512, jax 0.10) for
+# forward+backward at B=8, I=64, H=128 and T from 64 to 16384: the sequential scan was the
+# fastest mode at every T (see benchmarks/bench_mingru.py and the README). On GPU and TPU the
+# choice is *not* measured here: it follows the paper's evidence (parallel scans are orders of
+# magnitude faster at long T, where a sequential loop pays a kernel launch per step) and the
+# general rule that a loop of tiny steps leaves an accelerator idle: "parallel" from
+# AUTO_PARALLEL_MIN_T steps on, "sequential" below.
+AUTO_PARALLEL_MIN_T = 64
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class MinGRUParams:
+    """Parameters of one minGRU layer.
+
+    A pytree whose leaves are the two arrays; ``candidate`` is static metadata (part of the tree
+    structure, never traced), like :attr:`GRUParams.reset_after <gru_jax.GRUParams>`.
+
+    Attributes:
+      w_x: ``(I, 2H)`` input kernel, column blocks ``[z | h̃]`` (update gate, candidate).
+      b_x: ``(2H,)`` bias, blocks ``[b_z | b_h]``.
+      candidate: ``"linear"`` for ``h̃ = x W_h + b_h`` (default), ``"g"`` for the paper's
+        positive candidate ``h̃ = g(x W_h + b_h)``; see :func:`mingru`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from gru_jax import MinGRUParams
+      >>> p = MinGRUParams(w_x=jnp.zeros((3, 8)), b_x=jnp.zeros(8))
+      >>> p.input_size, p.hidden_size, p.candidate
+      (3, 4, 'linear')
+      >>> p.replace(candidate="g").candidate
+      'g'
+    """
+
+    w_x: Array
+    b_x: Array
+    candidate: str = dataclasses.field(default="linear", metadata={"static": True})
+
+    @property
+    def input_size(self) -> int:
+        """``I``, the number of input features."""
+        return self.w_x.shape[0]
+
+    @property
+    def hidden_size(self) -> int:
+        """``H``, the number of hidden features."""
+        return self.w_x.shape[1] // 2
+
+    def replace(self, **changes: Any) -> MinGRUParams:
+        """Return a copy with the given fields replaced (like ``NamedTuple._replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    _replace = replace
+
+
+def check_candidate(fn: str, candidate: object) -> str:
+    """``candidate`` if it is one of :data:`CANDIDATES`, else raise."""
+    if not isinstance(candidate, str) or candidate not in CANDIDATES:
+        raise ValueError(f"{fn}: candidate must be one of {CANDIDATES}; got {candidate!r}")
+    return candidate
+
+
+def two_blocks(init: Initializer) -> Initializer:
+    """An initializer for a ``(rows, 2H)`` kernel that calls ``init`` once per block ``[z | h̃]``,
+    with shape ``(rows, H)``, in at least float32 (like :func:`gru_jax._cell.gate_blocks`)."""
+    init = at_least_float32(init)
+
+    def init_fn(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
+        rows, cols = shape
+        if cols % 2:
+            raise ValueError(f"two_blocks: the last dim must be 2H; got shape {tuple(shape)}")
+        keys = jax.random.split(key, 2)
+        return jnp.concatenate([init(k, (rows, cols // 2), dtype) for k in keys], axis=1)
+
+    return init_fn
+
+
+def init_mingru(
+    key: PRNGKey,
+    input_size: int,
+    hidden_size: int,
+    *,
+    candidate: str = "linear",
+    dtype: DTypeLike = jnp.float32,
+    kernel_init: Initializer = default_kernel_init,
+    bias_init: Initializer = default_bias_init,
+) -> MinGRUParams:
+    """Initialise the parameters of one minGRU layer.
+
+    ``kernel_init`` is called once per block with shape ``(I, H)`` (Glorot uniform by default,
+    as for :func:`gru_jax.init_gru`'s input kernel); ``bias_init`` once with ``(2H,)`` (zeros by
+    default, so ``z = 0.5`` at first). Both draw in ``promote_types(dtype, float32)`` and are cast
+    to ``dtype``. For long sequences a negative ``b_z`` (say ``-log(T)``, a "chrono"
+    initialisation) makes the initial memory long; set it with ``params.replace(b_x=...)``.
+
+    Args:
+      key: a PRNG key.
+      input_size: ``I``, a positive int.
+      hidden_size: ``H``, a positive int.
+      candidate: ``"linear"`` or ``"g"``; see :func:`mingru`.
+      dtype: floating-point dtype of the parameters.
+      kernel_init, bias_init: ``jax.nn.initializers``-style initializers, see above.
+
+    Returns:
+      A :class:`MinGRUParams` with ``w_x (I, 2H)`` and ``b_x (2H,)``.
+
+    Example:
+      >>> import jax
+      >>> from gru_jax import init_mingru
+      >>> p = init_mingru(jax.random.key(0), 4, 8)
+      >>> p.w_x.shape, p.b_x.shape, p.candidate
+      ((4, 16), (16,), 'linear')
+    """
+    fn = "init_mingru"
+    input_size = _checks.check_size(fn, "input_size", input_size)
+    hidden_size = _checks.check_size(fn, "hidden_size", hidden_size)
+    dtype = _checks.check_float_dtype(fn, "dtype", dtype)
+    candidate = check_candidate(fn, candidate)
+    kx, kb = jax.random.split(key)
+    return MinGRUParams(
+        w_x=two_blocks(kernel_init)(kx, (input_size, 2 * hidden_size), dtype),
+        b_x=at_least_float32(bias_init)(kb, (2 * hidden_size,), dtype),
+        candidate=candidate,
+    )
+
+
+def check_params(fn: str, params: MinGRUParams, name: str = "params") -> tuple[int, int]:
+    """Check that ``params`` is a consistent :class:`MinGRUParams`; return ``(I, H)``."""
+    if not isinstance(params, MinGRUParams):
+        raise TypeError(f"{fn}: {name} must be a MinGRUParams; got {type(params).__name__}")
+    for field in ("w_x", "b_x"):
+        leaf = getattr(params, field)
+        if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+            raise TypeError(f"{fn}: {name}.{field} must be an array; got {type(leaf).__name__}")
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(
+                f"{fn}: {name}.{field} must have a floating-point dtype; got {leaf.dtype}"
+            )
+    if params.w_x.ndim != 2 or params.w_x.shape[1] % 2 or params.w_x.shape[1] == 0:
+        raise ValueError(f"{fn}: {name}.w_x must have shape (I, 2H); got {tuple(params.w_x.shape)}")
+    hidden = params.w_x.shape[1] // 2
+    _checks.check_shape(fn, f"{name}.b_x", params.b_x, (2 * hidden,), "(2H,)")
+    check_candidate(fn, params.candidate)
+    return params.w_x.shape[0], hidden
+
+
+# ----------------------------------------------------------------------------- the recurrence
+
+
+def _combine(first: tuple[Array, Array], second: tuple[Array, Array]) -> tuple[Array, Array]:
+    """Compose two affine maps ``h ↦ a h + b``: first ``(a₁, b₁)``, then ``(a₂, b₂)``."""
+    a1, b1 = first
+    a2, b2 = second
+    return a1 * a2, a2 * b1 + b2
+
+
+def _sequential(a: Array, b: Array) -> Array:
+    def step(h: Array, ab: tuple[Array, Array]) -> tuple[Array, Array]:
+        h = ab[0] * h + ab[1]
+        return h, h
+
+    return jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b))[1]
+
+
+def _parallel(a: Array, b: Array) -> Array:
+    return jax.lax.associative_scan(_combine, (a, b), axis=0)[1]
+
+
+def _chunked(a: Array, b: Array, chunk_size: int) -> Array:
+    steps = a.shape[0]
+    size = min(chunk_size, steps)
+    blocks = -(-steps // size)
+    pad = blocks * size - steps
+    if pad:  # identity steps (a = 1, b = 0) at the end change nothing before them
+        a = jnp.concatenate([a, jnp.ones((pad, *a.shape[1:]), a.dtype)])
+        b = jnp.concatenate([b, jnp.zeros((pad, *b.shape[1:]), b.dtype)])
+    a = a.reshape(blocks, size, *a.shape[1:])
+    b = b.reshape(blocks, size, *b.shape[1:])
+    # Within each block, from a zero state: prefix products A and states h_local.
+    prod, h_local = jax.lax.associative_scan(_combine, (a, b), axis=1)
+
+    # Across blocks, sequentially: the state entering each block.
+    def step(h: Array, block_end: tuple[Array, Array]) -> tuple[Array, Array]:
+        return block_end[0] * h + block_end[1], h
+
+    _, h_enter = jax.lax.scan(step, jnp.zeros_like(b[0, 0]), (prod[:, -1], h_local[:, -1]))
+    h = h_local + prod * h_enter[:, None]
+    return h.reshape(blocks * size, *h.shape[2:])[:steps]
+
+
+def _recurrence_impl(mode: str, chunk_size: int, a: Array, b: Array) -> Array:
+    if mode == "sequential":
+        return _sequential(a, b)
+    if mode == "parallel":
+        return _parallel(a, b)
+    return _chunked(a, b, chunk_size)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _recurrence(mode: str, chunk_size: int, a: Array, b: Array) -> Array:
+    return _recurrence_impl(mode, chunk_size, a, b)
+
+
+@_recurrence.defjvp
+def _recurrence_jvp(
+    mode: str, chunk_size: int, primals: tuple[Array, Array], tangents: tuple[Array, Array]
+) -> tuple[Array, Array]:
+    a, b = primals
+    da, db = tangents
+    h = _recurrence(mode, chunk_size, a, b)
+    h_prev = jnp.concatenate([jnp.zeros_like(h[:1]), h[:-1]])
+    # Linear in the tangents: JAX transposes it into the reverse recurrence for reverse mode.
+    return h, _recurrence(mode, chunk_size, a, da * h_prev + db)
+
+
+def check_mode(fn: str, mode: object) -> str:
+    """``mode`` if it is one of :data:`MODES`, else raise."""
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"{fn}: mode must be one of {MODES}; got {mode!r}")
+    return mode
+
+
+def resolve_mode(mode: str, steps: int, backend: str | None = None) -> str:
+    """The mode ``"auto"`` stands for at ``steps`` time steps on ``backend`` (default: JAX's).
+
+    XLA:CPU: ``"sequential"`` (measured fastest at every ``T``). GPU and TPU: ``"parallel"``
+    from :data:`AUTO_PARALLEL_MIN_T` steps on, ``"sequential"`` below (from the paper and general
+    evidence, not measured here). Any other mode is returned unchanged.
+    """
+    if mode != "auto":
+        return mode
+    backend = jax.default_backend() if backend is None else backend
+    if backend == "cpu" or steps < AUTO_PARALLEL_MIN_T:
+        return "sequential"
+    return "parallel"
+
+
+def linear_recurrence(
+    a: ArrayLike,
+    b: ArrayLike,
+    h0: ArrayLike | None = None,
+    *,
+    mode: str = "auto",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Array:
+    """All states of ``h_t = a_t ⊙ h_{t−1} + b_t``, time on axis 0.
+
+    Args:
+      a, b: ``(T, *S)`` arrays of one floating-point dtype (``*S`` any trailing shape).
+      h0: ``(*S)`` the state before step 0; zeros when ``None``.
+      mode: ``"sequential"``, ``"parallel"``, ``"chunked"`` or ``"auto"`` (see :func:`mingru`).
+      chunk_size: block length of ``"chunked"``.
+
+    Returns:
+      ``(T, *S)``, the state after every step. Differentiable in every argument, in forward and
+      reverse mode; see the module docstring.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from gru_jax._mingru import linear_recurrence
+      >>> a, b = jnp.full((4, 1), 0.5), jnp.ones((4, 1))
+      >>> linear_recurrence(a, b, jnp.zeros(1), mode="parallel")[:, 0].tolist()
+      [1.0, 1.5, 1.75, 1.875]
+    """
+    fn = "linear_recurrence"
+    a = _checks.as_float_array(fn, "a", a)
+    b = _checks.as_float_array(fn, "b", b)
+    if a.ndim < 1 or a.shape != b.shape or a.dtype != b.dtype:
+        raise ValueError(
+            f"{fn}: a and b must have one shape (T, *S) and dtype; got {a.shape} {a.dtype} "
+            f"and {b.shape} {b.dtype}"
+        )
+    mode = resolve_mode(check_mode(fn, mode), a.shape[0])
+    chunk_size = _checks.check_size(fn, "chunk_size", chunk_size)
+    if h0 is not None:
+        h0 = _checks.as_float_array(fn, "h0", h0)
+        _checks.check_shape(fn, "h0", h0, a.shape[1:], "(*S)")
+        if a.shape[0]:
+            b = b.at[0].add(a[0] * h0.astype(b.dtype))
+    if a.shape[0] == 0:
+        return b
+    return _recurrence(mode, chunk_size, a, b)
+
+
+# ----------------------------------------------------------------------------- the minGRU
+
+
+def _gates(params: MinGRUParams, x: Array, acc: jnp.dtype) -> tuple[Array, Array]:
+    """``(a, b) = (1 − z, z ⊙ h̃)`` from inputs ``x (..., I)``, in dtype ``acc``."""
+    hidden = params.w_x.shape[1] // 2
+    g = jnp.matmul(x, params.w_x, preferred_element_type=acc) + params.b_x.astype(acc)
+    gz, gh = g[..., :hidden], g[..., hidden:]
+    if params.candidate == "g":
+        gh = jnp.where(gh >= 0, gh + 0.5, jax.nn.sigmoid(gh))
+    # 1 − σ(u) = σ(−u), without the cancellation of 1 − σ(u) for large u.
+    return jax.nn.sigmoid(-gz), jax.nn.sigmoid(gz) * gh
+
+
+def mingru_cell(params: MinGRUParams, h: ArrayLike, x: ArrayLike) -> Array:
+    """One minGRU step: ``h' = (1 − z) ⊙ h + z ⊙ h̃`` with ``z``, ``h̃`` from ``x`` alone.
+
+    For step-by-step use (streaming, sampling); over a whole sequence :func:`mingru` is faster.
+
+    Args:
+      params: a :class:`MinGRUParams`.
+      h: ``(*B, H)`` state.
+      x: ``(*B, I)`` input, with the same leading batch dims as ``h``.
+
+    Returns:
+      ``(*B, H)``, the new state, in the promoted dtype of ``params``, ``h`` and ``x``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from gru_jax import init_mingru, mingru_cell
+      >>> p = init_mingru(jax.random.key(0), 3, 5)
+      >>> mingru_cell(p, jnp.zeros((2, 5)), jnp.ones((2, 3))).shape
+      (2, 5)
+    """
+    fn = "mingru_cell"
+    input_size, hidden = check_params(fn, params)
+    h = _checks.as_float_array(fn, "h", h)
+    x = _checks.as_float_array(fn, "x", x)
+    if x.ndim < 1 or x.shape[-1] != input_size:
+        raise ValueError(
+            f"{fn}: x must have shape (*B, I) with I = {input_size}; got {tuple(x.shape)}"
+        )
+    _checks.check_shape(fn, "h", h, (*x.shape[:-1], hidden), "(*B, H), B from x,")
+    dtype = compute_dtype(h, x, *jax.tree.leaves(params))
+    acc = jnp.promote_types(dtype, jnp.float32)
+    a, b = _gates(params, x.astype(dtype), acc)
+    return (a * h.astype(acc) + b).astype(dtype)
+
+
+def mingru(
+    params: MinGRUParams,
+    xs: ArrayLike,
+    h0: ArrayLike | None = None,
+    *,
+    seq_lengths: ArrayLike | None = None,
+    mode: str = "auto",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> tuple[Array, Array]:
+    """Run a minGRU over a sequence, sequentially or with a parallel scan.
+
+    Computes exactly, for ``t = 0 … T−1`` (blocks ``[z | h̃]`` of ``w_x`` and ``b_x``)::
+
+        z_t = σ(x_t W_z + b_z)
+        h̃_t = x_t W_h + b_h                       params.candidate == "linear"
+        h̃_t = g(x_t W_h + b_h)                    params.candidate == "g",
+                                                  g(v) = v + 0.5 if v ≥ 0 else σ(v)
+        h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ h̃_t,    h_{−1} = h0
+
+    ``z`` weights the candidate, as in :func:`gru_jax.gru`. The inputs are projected for all
+    steps at once; only the elementwise linear recurrence ``h_t = a_t ⊙ h_{t−1} + b_t`` is a
+    scan, in the chosen ``mode``. All modes give the same values and gradients up to rounding
+    (agreement to 1e-5 in float32 is tested, with ``seq_lengths`` and ``h0``).
+
+    Args:
+      params: a :class:`MinGRUParams`.
+      xs: ``(T, I)`` or ``(*B, T, I)`` inputs, batch-major (time is the second-to-last axis).
+      h0: ``(*B, H)`` initial state; zeros when ``None``.
+      seq_lengths: optional ``(*B,)`` integer lengths in ``[0, T]``, as for :func:`gru_jax.gru`:
+        steps at ``t >= length`` leave the state unchanged (they become the identity step
+        ``a = 1, b = 0``, exactly, in every mode) and output zeros, so ``h_last`` is the state
+        after the last valid step. Whatever lies in the padding (even NaN or Inf) changes no
+        output, state or gradient. Under ``jit`` the lengths are traced and not range-checked;
+        a length above ``T`` then acts as ``T`` and a negative one as ``0``.
+      mode: how the recurrence is evaluated: ``"sequential"`` (``lax.scan``), ``"parallel"``
+        (``lax.associative_scan``, ``O(log T)`` depth), ``"chunked"`` (parallel within blocks of
+        ``chunk_size`` steps, sequential across them), or ``"auto"``. ``"auto"`` picks
+        ``"sequential"`` on CPU at every ``T`` (measured fastest there, see the README), and on
+        GPU/TPU ``"parallel"`` from 64 steps on, ``"sequential"`` below; the accelerator choice
+        follows the paper's and general evidence and was not measured in this library.
+      chunk_size: block length for ``mode="chunked"`` (a positive int).
+
+    Returns:
+      ``(ys, h_last)``: ``ys (*B, T, H)`` the state after every step (zeros past a length) and
+      ``h_last (*B, H)``, in the promoted dtype of ``params``, ``xs`` and ``h0``. The gates and
+      the recurrence are computed in at least float32 (bfloat16 in, float32 arithmetic, bfloat16
+      out).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from gru_jax import init_mingru, mingru
+      >>> params = init_mingru(jax.random.key(0), 3, 8)
+      >>> xs = jax.random.normal(jax.random.key(1), (4, 100, 3))      # (B, T, I)
+      >>> ys, h = jax.jit(mingru, static_argnames="mode")(params, xs, mode="parallel")
+      >>> ys.shape, h.shape
+      ((4, 100, 8), (4, 8))
+      >>> ys_seq, _ = mingru(params, xs, mode="sequential")
+      >>> bool(jnp.allclose(ys, ys_seq, atol=1e-5))
+      True
+      >>> ys, h = mingru(params, xs, seq_lengths=jnp.array([100, 7, 3, 0]))
+      >>> bool((ys[1, 7:] == 0).all()), bool((h[1] == ys[1, 6]).all()), bool((h[3] == 0).all())
+      (True, True, True)
+    """
+    fn = "mingru"
+    input_size, hidden = check_params(fn, params)
+    xs = check_xs(fn, xs, input_size)
+    batch, steps = xs.shape[:-2], xs.shape[-2]
+    if h0 is not None:
+        h0 = _checks.as_float_array(fn, "h0", h0)
+        _checks.check_shape(fn, "h0", h0, (*batch, hidden), "(*B, H)")
+    if seq_lengths is not None:
+        seq_lengths = _checks.check_seq_lengths(fn, seq_lengths, batch, steps)
+    mode = resolve_mode(check_mode(fn, mode), steps)
+    chunk_size = _checks.check_size(fn, "chunk_size", chunk_size)
+
+    dtype = compute_dtype(xs, *jax.tree.leaves(params), *([] if h0 is None else [h0]))
+    acc = jnp.promote_types(dtype, jnp.float32)
+    if steps == 0:
+        h_last = jnp.zeros((*batch, hidden), dtype) if h0 is None else h0.astype(dtype)
+        return jnp.zeros((*batch, 0, hidden), dtype), h_last
+
+    xs_t = jnp.moveaxis(xs.astype(dtype), -2, 0)  # (T, *B, I): the scans run over axis 0
+    if seq_lengths is None:
+        a, b = _gates(params, xs_t, acc)
+    else:
+        valid = (jnp.arange(steps).reshape((steps,) + (1,) * len(batch)) < seq_lengths)[..., None]
+        # Zero the padding first, so that NaN/Inf there cannot leak into values or gradients.
+        a, b = _gates(params, jnp.where(valid, xs_t, jnp.zeros((), dtype)), acc)
+        a = jnp.where(valid, a, jnp.ones((), acc))
+        b = jnp.where(valid, b, jnp.zeros((), acc))
+    if h0 is not None:  # fold h0 into step 0: h_0 = a_0 h0 + b_0
+        b = b.at[0].add(a[0] * h0.astype(acc))
+    hs = _recurrence(mode, chunk_size, a, b)  # (T, *B, H)
+    h_last = hs[-1]  # past a length every step is the identity, so this is the last valid state
+    if seq_lengths is not None:
+        hs = jnp.where(valid, hs, jnp.zeros((), acc))
+    return jnp.moveaxis(hs, 0, -2).astype(dtype), h_last.astype(dtype)
