@@ -3,10 +3,13 @@
 import json
 import math
 import os
+import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -319,3 +322,54 @@ def test_damaged_checkpoint_is_detected_not_loaded(tmp_path, tiny_run, damage):
         evaluate_checkpoint(config, tmp_path / "run", seed=1)
     with pytest.raises(CheckpointError, match="delete that step's directory"):
         train_and_evaluate(config, tmp_path / "run", resume=True)
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_step_then_resume_equals_straight_run(tmp_path):
+    sets = [
+        arg
+        for kv in SMOKE["adding"]
+        + [
+            "train.steps=40",
+            "train.batch_size=8",
+            "train.log_every=1",
+            "train.eval_every=100",
+            "train.eval_batches=1",
+            "train.checkpoint_every=2",
+        ]
+        for arg in ("--set", kv)
+    ]
+    cli("train", CONFIGS / "adding.yaml", "--workdir", tmp_path / "straight", *sets)
+
+    kill_at = random.Random(1234).randint(6, 30)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gru_jax.cli",
+            "train",
+            str(CONFIGS / "adding.yaml"),
+            "--workdir",
+            str(tmp_path / "killed"),
+            *sets,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= kill_at:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    cli("train", CONFIGS / "adding.yaml", "--workdir", tmp_path / "killed", "--resume", *sets)
+
+    a, b = _final_params(tmp_path / "straight", 40), _final_params(tmp_path / "killed", 40)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, 41))

@@ -184,6 +184,7 @@ class _Run:
             max_to_keep=self.config.train.keep_checkpoints,
             enable_async_checkpointing=False,
             create=True,
+            cleanup_tmp_directories=True,  # what a killed save left behind
         )
         return ocp.CheckpointManager(workdir.resolve() / "checkpoints", options=options)
 
