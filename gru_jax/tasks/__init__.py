@@ -6,6 +6,8 @@
  adding     sum the two marked values of a length-T sequence      MSE
  copy       repeat 10 symbols after a delay of T blanks           cross-entropy
  forecast   predict the next 16 samples of Mackey–Glass           MSE
+ charlm     predict the next character of grammar-made English    bits per char
+ seq2seq    reverse and translate tokens (encoder–decoder)        seq. accuracy
 =========  ====================================================  ===============
 """
 
@@ -15,7 +17,7 @@ import importlib
 
 from gru_jax.tasks._base import Batch, Source, Task
 
-TASK_NAMES = ("adding", "copy", "forecast")
+TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq")
 
 __all__ = ["TASK_NAMES", "Batch", "Source", "Task", "data_configs", "get_task"]
 

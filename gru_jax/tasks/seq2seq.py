@@ -1,0 +1,318 @@
+"""Sequence to sequence: an encoder–decoder GRU learns to reverse and encipher words.
+
+A source is a word of ``min_len`` to ``max_len`` letters from an alphabet of ``num_symbols``
+letters (``a``, ``b``, ...), uniform length and letters. Its "translation" is the word reversed,
+each letter shifted by half the alphabet (ROT-``num_symbols/2``; ROT13 for 26 letters): with 16
+letters ``cab`` becomes ``jik``. The model (Cho et al., 2014; Sutskever et al., 2014) reads the
+source with a bidirectional GRU, turns the final states into the decoder's initial state, and the
+decoder GRU writes the target one token at a time, ending with ``EOS``: teacher-forced in
+training, greedy (each step's argmax fed back with the carry) in evaluation.
+
+Tokens: ``PAD = 0``, ``BOS = 1``, ``EOS = 2``, letter ``k`` is ``3 + k``, in source and target.
+
+Metric: sequence accuracy of greedy decoding (higher is better): a sequence is correct iff its
+decoded tokens up to and including the first ``EOS`` equal the target and its ``EOS`` exactly.
+Baseline: a word-by-word translation that enciphers but does not reorder; it is right exactly on
+palindromes, so its expected accuracy is the mean over lengths ``L`` of ``num_symbols^-⌊L/2⌋``
+(≈ 0.015 for the default 16 letters and lengths 2–10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gru_jax.linen import GRU
+from gru_jax.tasks._base import Batch, Source, Task
+
+PAD, BOS, EOS = 0, 1, 2
+NUM_SPECIAL = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqData:
+    num_symbols: int = 16  # letters in the alphabet (at most 26)
+    min_len: int = 2
+    max_len: int = 10
+    num_examples: int = 8  # examples written to examples.txt
+
+
+def translate(symbols: Any, num_symbols: int) -> Any:
+    """The letter-by-letter cipher on symbol indices ``0..num_symbols-1``: shift by half."""
+    return (symbols + num_symbols // 2) % num_symbols
+
+
+def seq2seq_batch(
+    key: jax.Array, batch_size: int, num_symbols: int, min_len: int, max_len: int
+) -> dict[str, jax.Array]:
+    """One batch, deterministic in ``key``; every array is int32 with a leading batch axis.
+
+    ``source (B, max_len)``: letters, then ``PAD``; ``source_lengths (B,)``; ``targets
+    (B, max_len + 1)``: the reversed, enciphered letters, ``EOS``, then ``PAD``;
+    ``decoder_inputs (B, max_len + 1)``: ``BOS`` followed by ``targets[:, :-1]`` (teacher forcing).
+
+    Example:
+      >>> import jax
+      >>> from gru_jax.tasks.seq2seq import seq2seq_batch
+      >>> b = seq2seq_batch(jax.random.key(0), 2, num_symbols=16, min_len=3, max_len=5)
+      >>> {k: v.shape for k, v in b.items()}
+      {'source': (2, 5), 'source_lengths': (2,), 'targets': (2, 6), 'decoder_inputs': (2, 6)}
+    """
+    k_lengths, k_symbols = jax.random.split(key)
+    lengths = jax.random.randint(k_lengths, (batch_size,), min_len, max_len + 1, dtype=jnp.int32)
+    symbols = jax.random.randint(k_symbols, (batch_size, max_len), 0, num_symbols, dtype=jnp.int32)
+    positions = jnp.arange(max_len, dtype=jnp.int32)
+    source = jnp.where(positions < lengths[:, None], symbols + NUM_SPECIAL, PAD)
+    reversed_index = jnp.clip(lengths[:, None] - 1 - positions, 0, max_len - 1)
+    reversed_symbols = jnp.take_along_axis(symbols, reversed_index, axis=1)
+    body = jnp.pad(translate(reversed_symbols, num_symbols) + NUM_SPECIAL, ((0, 0), (0, 1)))
+    out_positions = jnp.arange(max_len + 1, dtype=jnp.int32)
+    targets = jnp.where(
+        out_positions < lengths[:, None],
+        body,
+        jnp.where(out_positions == lengths[:, None], EOS, PAD),
+    ).astype(jnp.int32)
+    bos = jnp.full((batch_size, 1), BOS, jnp.int32)
+    return {
+        "source": source.astype(jnp.int32),
+        "source_lengths": lengths,
+        "targets": targets,
+        "decoder_inputs": jnp.concatenate([bos, targets[:, :-1]], axis=1),
+    }
+
+
+class Seq2Seq(nn.Module):
+    """Encoder: Embed → bidirectional :class:`~gru_jax.linen.GRU` (with ``seq_lengths``) → each
+    layer's final forward and backward states → Dense + tanh → the decoder's initial carry.
+    Decoder: Embed → GRU from that carry → Dense: logits ``(B, T_out, V)``."""
+
+    vocab_size: int
+    embed_dim: int
+    hidden_size: int
+    num_layers: int = 1
+    reset_after: bool = False
+    dropout_rate: float = 0.0
+    unroll: int = 1
+
+    def setup(self):
+        gru = {
+            "num_layers": self.num_layers,
+            "reset_after": self.reset_after,
+            "dropout_rate": self.dropout_rate,
+            "unroll": self.unroll,
+            "return_carry": True,
+        }
+        self.source_embed = nn.Embed(self.vocab_size, self.embed_dim)
+        self.encoder = GRU(self.hidden_size, bidirectional=True, **gru)
+        self.bridge = nn.Dense(self.hidden_size)
+        self.target_embed = nn.Embed(self.vocab_size, self.embed_dim)
+        self.decoder = GRU(self.hidden_size, **gru)
+        self.head = nn.Dense(self.vocab_size)
+
+    def encode(
+        self, source: jax.Array, lengths: jax.Array, *, deterministic: bool = True
+    ) -> jax.Array:
+        """``source (B, S)``, ``lengths (B,)`` -> the decoder's initial carry ``(L, B, H)``."""
+        _, h_n = self.encoder(
+            self.source_embed(source), seq_lengths=lengths, deterministic=deterministic
+        )
+        h_n = h_n.reshape(self.num_layers, 2, *h_n.shape[1:])  # (L, D, B, H), forward first
+        return jnp.tanh(self.bridge(jnp.concatenate([h_n[:, 0], h_n[:, 1]], axis=-1)))
+
+    def decode(
+        self, tokens: jax.Array, carry: jax.Array, *, deterministic: bool = True
+    ) -> tuple[jax.Array, jax.Array]:
+        """``tokens (B, T)`` from ``carry (L, B, H)`` -> logits ``(B, T, V)``, the new carry."""
+        ys, h_n = self.decoder(
+            self.target_embed(tokens), initial_carry=carry, deterministic=deterministic
+        )
+        return self.head(ys), h_n
+
+    def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
+        carry = self.encode(batch["source"], batch["source_lengths"], deterministic=not train)
+        return self.decode(batch["decoder_inputs"], carry, deterministic=not train)[0]
+
+
+def greedy_decode(
+    model: Seq2Seq, params: Any, source: jax.Array, lengths: jax.Array, steps: int
+) -> jax.Array:
+    """``steps`` greedily decoded tokens ``(B, steps)`` int32 (jittable; ``steps`` static).
+
+    A ``lax.scan`` feeds each step's argmax back into the decoder with its carry, starting from
+    ``BOS``. It runs all ``steps``; what follows the first ``EOS`` is to be ignored.
+    """
+    carry = model.apply(params, source, lengths, method=Seq2Seq.encode)
+
+    def step(state, _):
+        token, carry = state
+        logits, carry = model.apply(params, token[:, None], carry, method=Seq2Seq.decode)
+        token = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)
+        return (token, carry), token
+
+    bos = jnp.full(source.shape[:1], BOS, jnp.int32)
+    _, tokens = jax.lax.scan(step, (bos, carry), None, length=steps)
+    return tokens.T
+
+
+def sequence_correct(decoded: jax.Array, targets: jax.Array) -> jax.Array:
+    """``(B,)`` bool: the decoded tokens up to and including the first ``EOS`` equal the target's.
+
+    ``targets`` hold no ``EOS`` before their own and only ``PAD`` after it, so this is a match at
+    every non-``PAD`` target position: then the decoded ``EOS`` is the first, at the same place.
+    """
+    return jnp.all((decoded == targets) | (targets == PAD), axis=-1)
+
+
+def monotone_baseline(num_symbols: int, min_len: int, max_len: int) -> float:
+    """Expected sequence accuracy of enciphering without reversing: right iff a palindrome."""
+    lengths = range(min_len, max_len + 1)
+    return sum(float(num_symbols) ** -(n // 2) for n in lengths) / len(lengths)
+
+
+def monotone_translation(batch: Batch, num_symbols: int) -> jax.Array:
+    """The baseline's output for a batch, laid out like ``targets``: each source letter
+    enciphered in place, then ``EOS``."""
+    source, lengths = batch["source"], batch["source_lengths"]
+    body = jnp.where(
+        source >= NUM_SPECIAL, translate(source - NUM_SPECIAL, num_symbols) + NUM_SPECIAL, PAD
+    )
+    body = jnp.pad(body, ((0, 0), (0, 1)))
+    positions = jnp.arange(body.shape[1])
+    return jnp.where(positions == lengths[:, None], EOS, body).astype(jnp.int32)
+
+
+def render(tokens: Any, *, upto_eos: bool = True) -> str:
+    """Token ids as a word: letters ``a``, ``b``, ...; stops at ``EOS`` (``<no EOS>`` if none)."""
+    letters = []
+    for t in np.asarray(tokens).tolist():
+        if t == EOS and upto_eos:
+            return "".join(letters)
+        if t >= NUM_SPECIAL:
+            letters.append(chr(ord("a") + t - NUM_SPECIAL))
+        elif t != PAD:
+            letters.append({BOS: "<bos>", EOS: "<eos>"}[t])
+    return "".join(letters) + (" <no EOS>" if upto_eos else "")
+
+
+def _make_source(data: Seq2SeqData, seed: int) -> Source:
+    del seed  # every batch is a function of its key alone
+    if not 1 <= data.num_symbols <= 26:
+        raise ValueError(f"data.num_symbols must be in [1, 26]; got {data.num_symbols}")
+    if not 1 <= data.min_len <= data.max_len:
+        raise ValueError(
+            f"data.min_len and data.max_len must satisfy 1 <= min_len <= max_len; got "
+            f"{data.min_len} and {data.max_len}"
+        )
+
+    def batch(key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
+        return seq2seq_batch(key, batch_size, data.num_symbols, data.min_len, data.max_len)
+
+    return Source(batch=batch, info={"data": data})
+
+
+def _make_model(model: Any, data: Seq2SeqData) -> nn.Module:
+    return Seq2Seq(
+        vocab_size=NUM_SPECIAL + data.num_symbols,
+        embed_dim=model.embed_dim,
+        hidden_size=model.hidden_size,
+        num_layers=model.num_layers,
+        reset_after=model.reset_after,
+        dropout_rate=model.dropout_rate,
+        unroll=model.unroll,
+    )
+
+
+def _loss(outputs: jax.Array, batch: Batch) -> jax.Array:
+    """Cross-entropy averaged over the target positions that are not ``PAD`` (``EOS`` counts)."""
+    targets = batch["targets"]
+    logits = outputs.astype(jnp.float32)
+    nll = (
+        jax.nn.logsumexp(logits, axis=-1)
+        - jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    )
+    mask = (targets != PAD).astype(jnp.float32)
+    return jnp.sum(nll * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
+    targets = batch["targets"]
+    decoded = greedy_decode(
+        model, params, batch["source"], batch["source_lengths"], targets.shape[1]
+    )
+    correct = sequence_correct(decoded, targets)
+    return jnp.sum(correct.astype(jnp.float32)), jnp.asarray(correct.size, jnp.float32)
+
+
+def _baseline(data: Seq2SeqData, source: Source) -> float:
+    del source
+    return monotone_baseline(data.num_symbols, data.min_len, data.max_len)
+
+
+def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]:
+    data: Seq2SeqData = source.info["data"]
+    batch = source.batch(key, 512)
+    targets = batch["targets"]
+    steps = targets.shape[1]
+    decode = jax.jit(lambda p, s, n: greedy_decode(model, p, s, n, steps))
+    decoded = decode(params, batch["source"], batch["source_lengths"])
+    correct = np.asarray(sequence_correct(decoded, targets))
+    lengths = np.asarray(batch["source_lengths"])
+    by_length = {
+        int(n): float(correct[lengths == n].mean())
+        for n in range(data.min_len, data.max_len + 1)
+        if (lengths == n).any()
+    }
+    from gru_jax.train.plots import series_plot
+
+    series_plot(
+        workdir / "plots" / "accuracy_by_length.png",
+        {"greedy decoding": (np.array(list(by_length)), np.array(list(by_length.values())))},
+        title=f"Sequence accuracy by source length ({len(correct)} fresh words)",
+        xlabel="source length",
+        ylabel="sequence accuracy",
+    )
+    wrong = np.flatnonzero(~correct)[:3].tolist()
+    shown = sorted(set(range(min(data.num_examples, len(correct)))) | set(wrong))
+    examples = [
+        {
+            "source": render(batch["source"][i], upto_eos=False),
+            "target": render(targets[i]),
+            "decoded": render(decoded[i]),
+            "correct": bool(correct[i]),
+        }
+        for i in shown
+    ]
+    width = data.max_len + 10
+    lines = [
+        f"# greedy decoding of {len(correct)} fresh words: sequence accuracy {correct.mean():.4f}",
+        "# accuracy by length: " + ", ".join(f"{n}: {a:.3f}" for n, a in by_length.items()),
+        "",
+        f"{'source':<{width}} {'target':<{width}} {'decoded':<{width}} correct",
+    ]
+    lines += [
+        f"{e['source']:<{width}} {e['target']:<{width}} {e['decoded']:<{width}} {e['correct']}"
+        for e in examples
+    ]
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "examples.txt").write_text("\n".join(lines) + "\n")
+    return {"examples": examples, "accuracy_by_length": by_length}
+
+
+TASK = Task(
+    name="seq2seq",
+    data_config=Seq2SeqData,
+    metric="sequence_accuracy",
+    higher_is_better=True,
+    make_source=_make_source,
+    make_model=_make_model,
+    loss=_loss,
+    metric_sums=_metric_sums,
+    baseline=_baseline,
+    report=_report,
+)
