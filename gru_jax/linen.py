@@ -44,19 +44,23 @@ from gru_jax._typing import Array, DTypeLike, Initializer, PRNGKey
 __all__ = ["GRU", "GRUCell", "MinGRU", "MinGRUCell", "params_to_tree", "tree_to_params"]
 
 
-def _declare_params(
-    module: nn.Module, input_size: int, features: int, reset_after: bool
-) -> GRUParams:
-    """Declare (or fetch) a cell's four parameters in ``module``'s scope."""
+def _check_stored_input_size(fn: str, module: nn.Module, input_size: int) -> None:
+    """Check the input against a stored ``w_x`` first, so that a wrong feature size gets a clear
+    message rather than Flax's parameter-shape error."""
     if module.has_variable("params", "w_x"):
-        # Check the input against the stored kernel first, so that a wrong feature size gets the
-        # core's message rather than Flax's parameter-shape error.
         stored = module.get_variable("params", "w_x").shape[0]
         if stored != input_size:
             raise ValueError(
-                f"{type(module).__name__}: inputs must have I = {stored} features (the size "
+                f"{fn}: inputs must have I = {stored} features (the size "
                 f"the parameters were initialised with); got {input_size}"
             )
+
+
+def _declare_params(
+    fn: str, module: nn.Module, input_size: int, features: int, reset_after: bool
+) -> GRUParams:
+    """Declare (or fetch) a cell's four parameters in ``module``'s scope."""
+    _check_stored_input_size(fn, module, input_size)
     dtype = module.param_dtype
     return GRUParams(
         w_x=module.param("w_x", gate_blocks(module.kernel_init), (input_size, 3 * features), dtype),
@@ -116,7 +120,7 @@ class GRUCell(nn.RNNCellBase):
     def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
         """``carry (*B, H)``, ``inputs (*B, I)`` -> ``(new_carry, new_carry)``."""
         inputs = as_float_array("GRUCell", "inputs", inputs)
-        params = _declare_params(self, inputs.shape[-1], self.features, self.reset_after)
+        params = _declare_params("GRUCell", self, inputs.shape[-1], self.features, self.reset_after)
         params, carry, inputs = _cast((params, carry, inputs), self.dtype)
         # The carry keeps its dtype, so that the cell is a valid scan body whatever it promotes.
         h = gru_cell(params, carry, inputs).astype(jnp.asarray(carry).dtype)
@@ -145,7 +149,7 @@ class _CellParams(nn.Module):
 
     @nn.compact
     def __call__(self, input_size: int) -> GRUParams:
-        return _declare_params(self, input_size, self.features, self.reset_after)
+        return _declare_params("GRU", self, input_size, self.features, self.reset_after)
 
 
 class _Layer(nn.Module):
@@ -257,13 +261,7 @@ class GRU(nn.Module):
 
 def _declare_mingru_params(module: nn.Module, input_size: int, features: int) -> MinGRUParams:
     """Declare (or fetch) a minGRU's two parameters ``w_x (I, 2H)``, ``b_x (2H,)``."""
-    if module.has_variable("params", "w_x"):
-        stored = module.get_variable("params", "w_x").shape[0]
-        if stored != input_size:
-            raise ValueError(
-                f"{type(module).__name__}: inputs must have I = {stored} features (the size "
-                f"the parameters were initialised with); got {input_size}"
-            )
+    _check_stored_input_size(type(module).__name__, module, input_size)
     dtype = module.param_dtype
     return MinGRUParams(
         w_x=module.param("w_x", two_blocks(module.kernel_init), (input_size, 2 * features), dtype),

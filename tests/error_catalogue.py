@@ -1,0 +1,226 @@
+"""The catalogue of bad inputs: one case per (entry point, mistake), each raising a clear
+``ValueError`` or ``TypeError`` (the CLI turns them into one line and exit code 2).
+
+``tests/test_error_catalogue.py`` runs every case, and checks that ``docs/errors.md`` is this
+catalogue rendered with the messages the code really raises. To regenerate the document::
+
+    .venv/bin/python tests/error_catalogue.py > docs/errors.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import gru_jax
+from gru_jax import interop
+from gru_jax.train import load_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+KEY = jax.random.key(0)
+P = gru_jax.init_gru(KEY, 3, 4)  # I = 3, H = 4
+STACK = gru_jax.init_gru_stack(KEY, 3, 4, 2, bidirectional=True)
+XS = jnp.zeros((2, 5, 3), jnp.float32)  # B = 2, T = 5, I = 3 (explicit dtypes: x64 may be on)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    entry: str
+    mistake: str
+    call: Callable[[Path], Any]
+
+
+def _flax_linen_wrong_features(tmp: Path) -> Any:
+    layer = gru_jax.linen.GRU(4)
+    variables = layer.init(KEY, XS)
+    return layer.apply(variables, jnp.zeros((2, 5, 7)))
+
+
+def _nnx_load_wrong_stack(tmp: Path) -> Any:
+    from flax import nnx
+
+    layer = gru_jax.nnx.GRU(3, 4, rngs=nnx.Rngs(0))
+    return layer.load_gru_params(gru_jax.init_gru_stack(KEY, 3, 4, 2))
+
+
+def _truncated_weights(tmp: Path) -> Any:
+    path = tmp / "params.npz"
+    interop.save_params(path, P)
+    path.write_bytes(path.read_bytes()[:100])
+    return interop.load_params(path)
+
+
+def _foreign_weights(tmp: Path) -> Any:
+    path = tmp / "other.npz"
+    np.savez(path, weights=np.zeros(3))
+    return interop.load_params(path)
+
+
+def _config(tmp: Path, *overrides: str, name: str = "adding.yaml") -> Any:
+    return load_config(CONFIGS / name, list(overrides))
+
+
+import gru_jax.linen  # noqa: E402  (after the helpers that use them, for the doc's order)
+import gru_jax.nnx  # noqa: E402
+
+CASES = [
+    Case("init_gru", "size ≤ 0", lambda t: gru_jax.init_gru(KEY, 3, 0)),
+    Case("init_gru", "non-float dtype", lambda t: gru_jax.init_gru(KEY, 3, 4, dtype=jnp.int32)),
+    Case("init_gru_stack", "num_layers ≤ 0", lambda t: gru_jax.init_gru_stack(KEY, 3, 4, 0)),
+    Case("gru", "xs of rank 1", lambda t: gru_jax.gru(P, jnp.zeros(3))),
+    Case("gru", "xs with the wrong feature size", lambda t: gru_jax.gru(P, jnp.zeros((2, 5, 7)))),
+    Case("gru", "integer xs", lambda t: gru_jax.gru(P, jnp.zeros((2, 5, 3), jnp.int32))),
+    Case("gru", "h0 of the wrong shape", lambda t: gru_jax.gru(P, XS, jnp.zeros((3, 4)))),
+    Case(
+        "gru",
+        "seq_lengths of the wrong batch shape",
+        lambda t: gru_jax.gru(P, XS, seq_lengths=jnp.array([1, 2, 3])),
+    ),
+    Case(
+        "gru",
+        "non-integer seq_lengths",
+        lambda t: gru_jax.gru(P, XS, seq_lengths=jnp.array([1.0, 2.0], jnp.float32)),
+    ),
+    Case(
+        "gru",
+        "concrete seq_lengths outside [0, T]",
+        lambda t: gru_jax.gru(P, XS, seq_lengths=np.array([1, 6])),
+    ),
+    Case("gru", "params that are not GRUParams", lambda t: gru_jax.gru({"w_x": 0}, XS)),
+    Case(
+        "gru",
+        "params with inconsistent shapes",
+        lambda t: gru_jax.gru(P.replace(b_h=jnp.zeros(5)), XS),
+    ),
+    Case("gru", "unroll < 1", lambda t: gru_jax.gru(P, XS, unroll=0)),
+    Case(
+        "gru_cell",
+        "h and x with different batch dims",
+        lambda t: gru_jax.gru_cell(P, jnp.zeros((3, 4)), jnp.zeros((2, 3))),
+    ),
+    Case(
+        "gru_stack",
+        "h0 with the wrong number of layers",
+        lambda t: gru_jax.gru_stack(STACK, XS, jnp.zeros((2, 2, 4))),
+    ),
+    Case(
+        "gru_stack",
+        "dropout without a key",
+        lambda t: gru_jax.gru_stack(STACK, XS, dropout_rate=0.5, deterministic=False),
+    ),
+    Case(
+        "gru_stack",
+        "dropout_rate outside [0, 1)",
+        lambda t: gru_jax.gru_stack(STACK, XS, dropout_rate=1.5),
+    ),
+    Case("gru_stack", "mismatched layers", lambda t: gru_jax.gru_stack((STACK[0], (P, P)), XS)),
+    Case(
+        "mingru",
+        "xs with the wrong feature size",
+        lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), jnp.zeros((2, 5, 7))),
+    ),
+    Case(
+        "mingru",
+        "unknown mode",
+        lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), XS, mode="fast"),
+    ),
+    Case("linen.GRU", "inputs with another feature size than at init", _flax_linen_wrong_features),
+    Case(
+        "nnx.GRU",
+        "hidden_features ≤ 0",
+        lambda t: gru_jax.nnx.GRU(3, 0, rngs=__import__("flax").nnx.Rngs(0)),
+    ),
+    Case("nnx.GRU.load_gru_params", "a stack of another depth", _nnx_load_wrong_stack),
+    Case(
+        "linen/nnx tree_to_params",
+        "a tree with unknown keys",
+        lambda t: gru_jax.linen.tree_to_params({"kernel": 0}, reset_after=False),
+    ),
+    Case(
+        "interop.from_torch",
+        "a missing key",
+        lambda t: interop.from_torch({"weight_ih_l0": np.zeros((12, 3))}),
+    ),
+    Case(
+        "interop.from_torch",
+        "a value that is not a tensor or array",
+        lambda t: interop.from_torch(
+            {k: "x" for k in interop.to_torch(((P.replace(reset_after=True),),))}
+        ),
+    ),
+    Case(
+        "interop.to_torch",
+        "reset-before params (torch is reset-after)",
+        lambda t: interop.to_torch(((P,),)),
+    ),
+    Case(
+        "interop.to_flax_nnx",
+        "a non-zero b_hn (NNX has no slot for it)",
+        lambda t: interop.to_flax_nnx(P.replace(reset_after=True, b_h=jnp.ones(12))),
+    ),
+    Case(
+        "interop.from_keras",
+        "the wrong number of arrays",
+        lambda t: interop.from_keras([np.zeros((3, 12))], reset_after=True),
+    ),
+    Case("interop.load_params", "a truncated file", _truncated_weights),
+    Case("interop.load_params", "a foreign .npz file", _foreign_weights),
+    Case("config (gru-jax)", "a missing file", lambda t: load_config(t / "missing.yaml")),
+    Case("config (gru-jax)", "an unknown key", lambda t: _config(t, "train.stepz=3")),
+    Case("config (gru-jax)", "a value of the wrong type", lambda t: _config(t, "train.steps=ten")),
+    Case("config (gru-jax)", "an unknown task", lambda t: _config(t, "task=poetry")),
+    Case("config (gru-jax)", "a malformed --set", lambda t: _config(t, "train.steps")),
+]
+
+
+def raised(case: Case) -> tuple[type[BaseException], str] | None:
+    """The type and message of what ``case`` raises (``None`` if it raises nothing)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            case.call(Path(tmp))
+        except Exception as e:
+            return type(e), str(e).replace(tmp, "<tmp>")
+    return None
+
+
+def _public_name(kind: type[BaseException]) -> str:
+    """``ValueError``, or ``ConfigError (ValueError)`` for a public subclass."""
+    public = [c for c in kind.__mro__ if not c.__name__.startswith("_")]
+    builtin = next(c for c in public if c.__module__ == "builtins")
+    return (
+        builtin.__name__ if public[0] is builtin else f"{public[0].__name__} ({builtin.__name__})"
+    )
+
+
+def render() -> str:
+    """The catalogue as Markdown, with the messages the code really raises."""
+    lines = [
+        "# Bad inputs and their errors",
+        "",
+        "Every public entry point checks its arguments while tracing (before XLA compiles",
+        "anything) and raises `ValueError` (wrong value or shape) or `TypeError` (wrong type or",
+        "dtype), naming the argument with what was expected and what it got. The `gru-jax` CLI",
+        "prints the same message as one line on stderr and exits with code 2.",
+        "",
+        "Generated by `.venv/bin/python tests/error_catalogue.py > docs/errors.md`;",
+        "`tests/test_error_catalogue.py` runs every case and checks this file is current.",
+        "",
+        "| entry point | mistake | raises | message |",
+        "|---|---|---|---|",
+    ]
+    for case in CASES:
+        kind, message = raised(case)
+        message = message.splitlines()[0].replace("|", "\\|")
+        lines.append(f"| `{case.entry}` | {case.mistake} | `{_public_name(kind)}` | {message} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
