@@ -51,13 +51,13 @@ DEFAULTS: dict[str, Any] = {
     "seq_len": 4096,  # T
     "batch": 32,  # B per training step
     "hidden_size": 32,  # H, both models
-    "learning_rate": 3e-3,
+    "learning_rate": 1e-2,
     "grad_clip": 1.0,
     "target_mse": 0.01,  # baseline (predict 1): 2/12 ≈ 0.167
     "eval_batch": 256,  # size of the fixed evaluation batch
-    "eval_every": 10,  # steps between evaluations
+    "eval_every": 25,  # steps between evaluations
     "max_steps": 2000,  # per model
-    "mingru_budget_s": 180.0,  # wall-clock training budget per model, seconds
+    "mingru_budget_s": 120.0,  # wall-clock training budget per model, seconds
     "gru_budget_s": 300.0,
     "mode": "auto",  # minGRU mode
     "chrono": True,  # chrono initialisation of the update-gate bias

@@ -1,0 +1,226 @@
+"""minGRU against the full GRU: training-step timings, and the minGRU modes across lengths.
+
+    python benchmarks/bench_mingru.py                         # CPU: (8, 4096, 64, 128) + sweep
+    python benchmarks/bench_mingru.py --quick                 # a smoke run on tiny shapes
+    python benchmarks/bench_mingru.py --sweep 512,1024,2048,4096,8192,16384   # e.g. on a GPU
+
+What is timed, in one process: the jitted gradient of ``sum(ys)`` with respect to the
+parameters and ``xs`` (a forward and a backward pass, what a training step costs) for
+
+* ``mingru`` in each mode: ``"sequential"``, ``"parallel"``, ``"chunked"``;
+* ``gru_jax.gru`` with ``reset_after=False`` and ``reset_after=True``.
+
+Part 1, the headline comparison, at ``--shape`` (default ``B, T, I, H = 8, 4096, 64, 128``): every
+repeat times every case once, in an order rotated from repeat to repeat so that background load
+hits all of them alike. Each timed sample is the mean over enough back-to-back calls to last
+``--min-time`` seconds. Reported: median and min–max wall time over ``--repeats`` repeats, the
+median process CPU time per call (user + system, all threads; steadier than wall time on a busy
+machine), and the ratios of each GRU's median to each minGRU mode's median.
+
+Part 2, the sweep: the three minGRU modes at ``B, I, H`` of ``--shape`` and each ``T`` of
+``--sweep``, interleaved the same way (this is the measurement behind ``mode="auto"``).
+
+Results go to ``--out`` (JSON, with the machine, versions and load averages before and after)
+and a Markdown summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+import gru_jax
+
+MODES = ("sequential", "parallel", "chunked")
+
+
+def parse_shape(text: str) -> tuple[int, int, int, int]:
+    parts = tuple(int(v) for v in text.lower().split("x"))
+    if len(parts) != 4 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected BxTxIxH with positive ints; got {text!r}")
+    return parts
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def make_case(kind: str, shape: tuple[int, int, int, int], key: jax.Array):
+    """A jitted ``grad(sum(ys))`` w.r.t. (params, xs) and its arguments."""
+    b, t, i, h = shape
+    k_p, k_x = jax.random.split(key)
+    xs = jax.random.normal(k_x, (b, t, i), jnp.float32)
+    if kind.startswith("gru"):
+        params = gru_jax.init_gru(k_p, i, h, reset_after=kind == "gru_reset_after")
+
+        def loss(p, x):
+            return jnp.sum(gru_jax.gru(p, x)[0])
+    else:
+        mode = kind.removeprefix("mingru_")
+        params = gru_jax.init_mingru(k_p, i, h)
+
+        def loss(p, x):
+            return jnp.sum(gru_jax.mingru(p, x, mode=mode)[0])
+
+    return jax.jit(jax.grad(loss, argnums=(0, 1))), (params, xs)
+
+
+def sample(fn, args, min_time: float) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) per call, averaged over >= min_time of back-to-back calls."""
+    calls, wall, cpu = 0, 0.0, 0.0
+    while wall < min_time or calls == 0:
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        wall += time.perf_counter() - t0
+        cpu += cpu_seconds() - c0
+        calls += 1
+    return wall / calls, cpu / calls
+
+
+def run_interleaved(cases: dict, repeats: int, min_time: float) -> dict[str, dict]:
+    """Time every case once per repeat, rotating the order; return per-case statistics (ms)."""
+    names = list(cases)
+    compile_s = {}
+    for name in names:
+        fn, args = cases[name]
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        compile_s[name] = time.perf_counter() - start
+    walls = {name: [] for name in names}
+    cpus = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            wall, cpu = sample(*cases[name], min_time)
+            walls[name].append(1e3 * wall)
+            cpus[name].append(1e3 * cpu)
+    return {
+        name: {
+            "median_ms": statistics.median(walls[name]),
+            "min_ms": min(walls[name]),
+            "max_ms": max(walls[name]),
+            "cpu_median_ms": statistics.median(cpus[name]),
+            "first_call_s": compile_s[name],
+            "samples_ms": [round(v, 3) for v in walls[name]],
+        }
+        for name in names
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", type=parse_shape, default=(8, 4096, 64, 128), metavar="BxTxIxH")
+    parser.add_argument("--sweep", default="64,256,1024,4096,16384", help="T values, or ''")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--sweep-repeats", type=int, default=5)
+    parser.add_argument("--min-time", type=float, default=0.3, help="seconds per timed sample")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
+    parser.add_argument("--out", default=None, help="JSON file (default: results/mingru_<backend>)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.shape, args.sweep, args.repeats, args.sweep_repeats = (2, 64, 4, 8), "16,64", 2, 2
+        args.min_time = 0.0
+    sweep = [int(v) for v in args.sweep.split(",") if v.strip()]
+    backend = jax.default_backend()
+    out = Path(args.out or Path(__file__).parent / "results" / f"mingru_{backend}.json")
+
+    device = jax.devices()[0]
+    info = {
+        "jax": jax.__version__,
+        "backend": backend,
+        "device": device.device_kind,
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "python": platform.python_version(),
+        "load_average_before": load_average(),
+        "command": " ".join(
+            ["benchmarks/bench_mingru.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
+    }
+    print(f"jax {jax.__version__} on {backend} ({device.device_kind}); load {load_average()}")
+
+    key = jax.random.key(0)
+    names = [f"mingru_{m}" for m in MODES] + ["gru", "gru_reset_after"]
+    cases = {name: make_case(name, args.shape, key) for name in names}
+    headline = run_interleaved(cases, args.repeats, args.min_time)
+    ratios = {
+        f"{g}/{m}": headline[g]["median_ms"] / headline[m]["median_ms"]
+        for g in ("gru", "gru_reset_after")
+        for m in names[:3]
+    }
+    b, t, i, h = args.shape
+    print(f"\nforward+backward, (B, T, I, H) = ({b}, {t}, {i}, {h}), {args.repeats} repeats")
+    print("| case | median ms | min–max ms | CPU ms/call | vs gru | vs gru (reset_after) |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        r = headline[name]
+        vs = (
+            (
+                f"{ratios[f'gru/{name}']:.1f}x",
+                f"{ratios[f'gru_reset_after/{name}']:.1f}x",
+            )
+            if name.startswith("mingru")
+            else ("", "")
+        )
+        print(
+            f"| {name} | {r['median_ms']:.1f} | {r['min_ms']:.1f}–{r['max_ms']:.1f} | "
+            f"{r['cpu_median_ms']:.1f} | {vs[0]} | {vs[1]} |"
+        )
+
+    sweep_results = {}
+    for steps in sweep:
+        shape = (b, steps, i, h)
+        cases = {m: make_case(f"mingru_{m}", shape, key) for m in MODES}
+        res = run_interleaved(cases, args.sweep_repeats, args.min_time)
+        best = min(MODES, key=lambda m: res[m]["median_ms"])
+        sweep_results[str(steps)] = {"best": best, **res}
+    if sweep:
+        print(f"\nminGRU modes, forward+backward, B={b} I={i} H={h}: median ms (min–max)")
+        print("| T | " + " | ".join(MODES) + " | fastest | auto picks |")
+        print("|---|" + "---|" * (len(MODES) + 2))
+        for steps in sweep:
+            res = sweep_results[str(steps)]
+            cells = [
+                f"{res[m]['median_ms']:.1f} ({res[m]['min_ms']:.1f}–{res[m]['max_ms']:.1f})"
+                for m in MODES
+            ]
+            auto = gru_jax._mingru.resolve_mode("auto", steps)
+            print(f"| {steps} | " + " | ".join(cells) + f" | {res['best']} | {auto} |")
+
+    info["load_average_after"] = load_average()
+    result = {
+        "info": info,
+        "shape": {"B": b, "T": t, "I": i, "H": h},
+        "repeats": args.repeats,
+        "min_time_s": args.min_time,
+        "headline": headline,
+        "ratios": ratios,
+        "sweep": sweep_results,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"\nload {info['load_average_before']} before, {info['load_average_after']} after")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
