@@ -18,6 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from gru_jax.cli import main as cli_main
 from gru_jax.tasks import TASK_NAMES, get_task
 from gru_jax.tasks.adding import adding_batch
 from gru_jax.tasks.copy import CopyData, baseline, copy_batch
@@ -32,6 +33,18 @@ from gru_jax.train import (
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
+
+
+def run_cli(capsys, *args):
+    """Run ``gru-jax`` in this process (the same ``main`` the installed command calls, without a
+    new interpreter's start-up): ``(exit code, stdout, stderr)``."""
+    capsys.readouterr()
+    try:
+        code = cli_main([str(a) for a in args])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def cli(*args, env=None, check=True):
@@ -154,7 +167,12 @@ def test_missing_and_malformed_config_files(tmp_path):
         load_config(tmp_path / "unsafe.yaml")
 
 
-def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    # One in a real process, as a shell sees it ...
+    result = cli("train", CONFIGS / "adding.yaml", "--set", "train.stepz=3", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("gru-jax: error: unknown config key 'train.stepz'")
+    # ... and every kind of mistake through the same main(), in this process.
     cases = [
         ("train", CONFIGS / "adding.yaml", "--set", "train.stepz=3"),
         ("train", tmp_path / "missing.yaml"),
@@ -164,11 +182,11 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path):
         ("fly",),
     ]
     for args in cases:
-        result = cli(*args, check=False)
-        assert result.returncode == 2, (args, result.stderr)
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-        assert re.match(r"gru-jax( \w+)?: error: ", result.stderr), result.stderr
-        assert "Traceback" not in result.stderr
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2, (args, err)
+        assert len(err.strip().splitlines()) == 1, err
+        assert re.match(r"gru-jax( \w+)?: error: ", err), err
+        assert "Traceback" not in err
 
 
 # ------------------------------------------------------------------------------ runs
@@ -195,11 +213,12 @@ TINY_TRAIN = [
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))
-def test_smoke_run_of_every_config_through_the_cli(name, tmp_path):
+def test_smoke_run_of_every_config_through_the_cli(name, tmp_path, capsys):
     sets = [arg for kv in SMOKE[name] + TINY_TRAIN for arg in ("--set", kv)]
-    result = cli("train", CONFIGS / f"{name}.yaml", "--workdir", tmp_path, *sets)
+    code, out, _ = run_cli(capsys, "train", CONFIGS / f"{name}.yaml", "--workdir", tmp_path, *sets)
+    assert code == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert json.loads(result.stdout.splitlines()[0]) == summary
+    assert json.loads(out.splitlines()[0]) == summary
     for key in (
         "task",
         "metric",
@@ -219,9 +238,11 @@ def test_smoke_run_of_every_config_through_the_cli(name, tmp_path):
         "2",
         "4",
     ]
-    evaluated = json.loads(
-        cli("eval", CONFIGS / f"{name}.yaml", "--workdir", tmp_path, "--seed", "7", *sets).stdout
+    code, out, _ = run_cli(
+        capsys, "eval", CONFIGS / f"{name}.yaml", "--workdir", tmp_path, "--seed", "7", *sets
     )
+    assert code == 0
+    evaluated = json.loads(out)
     assert evaluated["metric"] == summary["metric"] and evaluated["step"] == 4
     assert math.isfinite(evaluated["value"])
 
