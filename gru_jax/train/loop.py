@@ -384,6 +384,7 @@ def train_and_evaluate(
     summary = {
         "task": config.task,
         "metric": run.task.metric,
+        "higher_is_better": run.task.higher_is_better,
         "value": value,
         "baseline": baseline,
         "target": target,
