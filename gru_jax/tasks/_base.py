@@ -10,6 +10,7 @@ from typing import Any
 import flax.linen as nn
 
 from gru_jax._typing import Array, PRNGKey
+from gru_jax.linen import GRU
 
 Batch = Mapping[str, Array]
 Params = Any
@@ -56,3 +57,19 @@ class Task:
     metric_sums: Callable[[nn.Module, Params, Batch], tuple[Array, Array]]
     baseline: Callable[[Any, Source], float]
     report: Callable[[nn.Module, Params, Source, PRNGKey, Path], dict[str, Any]] | None = None
+
+
+GRU_FIELDS = ("hidden_size", "num_layers", "reset_after", "dropout_rate", "unroll")
+"""The ``model:`` config keys that every task's model passes to its GRU."""
+
+
+def gru_fields(config: Any) -> dict[str, Any]:
+    """The :data:`GRU_FIELDS` of a model config (or of a module that declares them)."""
+    return {name: getattr(config, name) for name in GRU_FIELDS}
+
+
+def make_gru(config: Any, **kwargs: Any) -> GRU:
+    """The :class:`gru_jax.linen.GRU` that a model config (or module) describes; ``kwargs`` add
+    or override options such as ``return_carry`` or ``bidirectional``."""
+    fields = gru_fields(config)
+    return GRU(fields.pop("hidden_size"), **(fields | kwargs))

@@ -16,8 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gru_jax.linen import GRU
-from gru_jax.tasks._base import Batch, Source, Task
+from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,14 +58,7 @@ class AddingModel(nn.Module):
 
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
-        _, h_n = GRU(
-            self.hidden_size,
-            num_layers=self.num_layers,
-            reset_after=self.reset_after,
-            dropout_rate=self.dropout_rate,
-            unroll=self.unroll,
-            return_carry=True,
-        )(batch["inputs"], deterministic=not train)
+        _, h_n = make_gru(self, return_carry=True)(batch["inputs"], deterministic=not train)
         return nn.Dense(1)(h_n[-1])[..., 0]
 
 
@@ -78,9 +70,7 @@ def _make_source(data: AddingData, seed: int) -> Source:
 
 
 def _make_model(model: Any, data: AddingData) -> nn.Module:
-    return AddingModel(
-        model.hidden_size, model.num_layers, model.reset_after, model.dropout_rate, model.unroll
-    )
+    return AddingModel(**gru_fields(model))
 
 
 def _loss(outputs: jax.Array, batch: Batch) -> jax.Array:

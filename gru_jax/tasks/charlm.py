@@ -39,8 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.linen import GRU
-from gru_jax.tasks._base import Batch, Source, Task
+from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
 
 UNIGRAM_SEED = 0
 
@@ -392,14 +391,7 @@ class CharLM(nn.Module):
 
     def setup(self):
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.gru = GRU(
-            self.hidden_size,
-            num_layers=self.num_layers,
-            reset_after=self.reset_after,
-            dropout_rate=self.dropout_rate,
-            unroll=self.unroll,
-            return_carry=True,
-        )
+        self.gru = make_gru(self, return_carry=True)
         self.head = nn.Dense(self.vocab_size)
 
     def logits_and_carry(
@@ -487,15 +479,7 @@ def _make_source(data: CharLMData, seed: int) -> Source:
 
 
 def _make_model(model: Any, data: CharLMData) -> nn.Module:
-    return CharLM(
-        vocab_size=len(VOCAB),
-        embed_dim=model.embed_dim,
-        hidden_size=model.hidden_size,
-        num_layers=model.num_layers,
-        reset_after=model.reset_after,
-        dropout_rate=model.dropout_rate,
-        unroll=model.unroll,
-    )
+    return CharLM(vocab_size=len(VOCAB), embed_dim=model.embed_dim, **gru_fields(model))
 
 
 def _cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:

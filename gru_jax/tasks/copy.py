@@ -20,8 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gru_jax.linen import GRU
-from gru_jax.tasks._base import Batch, Source, Task
+from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +69,7 @@ class CopyModel(nn.Module):
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
         x = nn.Embed(self.num_symbols + 2, self.embed_dim)(batch["inputs"])
-        ys = GRU(
-            self.hidden_size,
-            num_layers=self.num_layers,
-            reset_after=self.reset_after,
-            dropout_rate=self.dropout_rate,
-            unroll=self.unroll,
-        )(x, deterministic=not train)
+        ys = make_gru(self)(x, deterministic=not train)
         return nn.Dense(self.num_symbols + 1)(ys)  # (B, T, 1 + num_symbols) logits
 
 
@@ -91,15 +84,7 @@ def _make_source(data: CopyData, seed: int) -> Source:
 
 
 def _make_model(model: Any, data: CopyData) -> nn.Module:
-    return CopyModel(
-        data.num_symbols,
-        model.hidden_size,
-        model.embed_dim,
-        model.num_layers,
-        model.reset_after,
-        model.dropout_rate,
-        model.unroll,
-    )
+    return CopyModel(num_symbols=data.num_symbols, embed_dim=model.embed_dim, **gru_fields(model))
 
 
 def _loss(logits: jax.Array, batch: Batch) -> jax.Array:

@@ -20,8 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.linen import GRU
-from gru_jax.tasks._base import Batch, Source, Task
+from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,14 +112,7 @@ class ForecastModel(nn.Module):
 
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
-        _, h_n = GRU(
-            self.hidden_size,
-            num_layers=self.num_layers,
-            reset_after=self.reset_after,
-            dropout_rate=self.dropout_rate,
-            unroll=self.unroll,
-            return_carry=True,
-        )(batch["inputs"], deterministic=not train)
+        _, h_n = make_gru(self, return_carry=True)(batch["inputs"], deterministic=not train)
         # Predict the change from the last seen value; persistence is then the zero function.
         return batch["inputs"][:, -1, :] + nn.Dense(self.horizon)(h_n[-1])
 
@@ -170,14 +162,7 @@ TASK = Task(
     metric="mse",
     higher_is_better=False,
     make_source=_make_source,
-    make_model=lambda model, data: ForecastModel(
-        data.horizon,
-        model.hidden_size,
-        model.num_layers,
-        model.reset_after,
-        model.dropout_rate,
-        model.unroll,
-    ),
+    make_model=lambda model, data: ForecastModel(data.horizon, **gru_fields(model)),
     loss=lambda outputs, batch: jnp.mean((outputs - batch["targets"]) ** 2),
     metric_sums=_metric_sums,
     baseline=lambda data, source: persistence_mse(

@@ -28,8 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.linen import GRU
-from gru_jax.tasks._base import Batch, Source, Task
+from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
 
 PAD, BOS, EOS = 0, 1, 2
 NUM_SPECIAL = 3
@@ -101,18 +100,11 @@ class Seq2Seq(nn.Module):
     unroll: int = 1
 
     def setup(self):
-        gru = {
-            "num_layers": self.num_layers,
-            "reset_after": self.reset_after,
-            "dropout_rate": self.dropout_rate,
-            "unroll": self.unroll,
-            "return_carry": True,
-        }
         self.source_embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.encoder = GRU(self.hidden_size, bidirectional=True, **gru)
+        self.encoder = make_gru(self, bidirectional=True, return_carry=True)
         self.bridge = nn.Dense(self.hidden_size)
         self.target_embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.decoder = GRU(self.hidden_size, **gru)
+        self.decoder = make_gru(self, return_carry=True)
         self.head = nn.Dense(self.vocab_size)
 
     def encode(
@@ -218,13 +210,7 @@ def _make_source(data: Seq2SeqData, seed: int) -> Source:
 
 def _make_model(model: Any, data: Seq2SeqData) -> nn.Module:
     return Seq2Seq(
-        vocab_size=NUM_SPECIAL + data.num_symbols,
-        embed_dim=model.embed_dim,
-        hidden_size=model.hidden_size,
-        num_layers=model.num_layers,
-        reset_after=model.reset_after,
-        dropout_rate=model.dropout_rate,
-        unroll=model.unroll,
+        vocab_size=NUM_SPECIAL + data.num_symbols, embed_dim=model.embed_dim, **gru_fields(model)
     )
 
 
