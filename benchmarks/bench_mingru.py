@@ -32,6 +32,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,21 @@ def parse_shape(text: str) -> tuple[int, int, int, int]:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def git_state() -> dict[str, object]:
+    """The commit, and the package files that differ from it (what was actually timed)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        except OSError:
+            return ""
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "gru_jax").splitlines()
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted": changed}
 
 
 def load_average() -> list[float] | None:
@@ -150,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "processor": platform.processor(),
         "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "python": platform.python_version(),
+        "git": git_state(),
         "load_average_before": load_average(),
         "command": " ".join(
             ["benchmarks/bench_mingru.py", *(sys.argv[1:] if argv is None else argv)]

@@ -10,14 +10,18 @@ From Feng et al., "Were RNNs All We Needed?" (2024). With gate blocks ``(z, h̃)
 
 ``z`` weights the candidate, as in :func:`gru_jax.gru_cell`. Because neither ``z`` nor ``h̃``
 depends on ``h``, the recurrence is *linear* in the state: ``h_t = a_t ⊙ h_{t−1} + b_t`` with
-``a_t = 1 − z_t = σ(−(x_t W_z + b_z)) ∈ (0, 1)`` and ``b_t = z_t ⊙ h̃_t`` computed for all steps at
-once. That recurrence is evaluated by :func:`linear_recurrence` in one of three modes:
+``a_t = 1 − z_t = σ(−(x_t W_z + b_z)) ∈ (0, 1)`` and ``b_t = z_t ⊙ h̃_t``, known before the scan.
+:func:`mingru` evaluates it in one of three modes:
 
-* ``"sequential"``: ``jax.lax.scan``, ``T`` dependent elementwise steps;
-* ``"parallel"``: ``jax.lax.associative_scan`` over the pairs ``(a_t, b_t)`` with the operator
-  ``(a₁, b₁) ∘ (a₂, b₂) = (a₁ a₂, a₂ b₁ + b₂)``, depth ``O(log T)``;
-* ``"chunked"``: the associative scan inside blocks of ``chunk_size`` steps, a sequential scan
-  over the ``T / chunk_size`` block boundaries, and one elementwise fix-up.
+* ``"sequential"``: a ``jax.lax.scan`` over blocks of ``SEQUENTIAL_BLOCK`` steps; each block
+  projects its inputs with one matmul, then runs its steps with an inner ``lax.scan``. The block
+  body is rematerialised (``jax.checkpoint``), so the backward pass recomputes a block's gates
+  from its inputs and no ``(T, *B, 2H)`` gate array is ever stored. Every step is still done in
+  order, one after the other.
+* ``"parallel"``: the gates for all steps at once, then ``jax.lax.associative_scan`` over the
+  pairs ``(a_t, b_t)`` with ``(a₁, b₁) ∘ (a₂, b₂) = (a₁ a₂, a₂ b₁ + b₂)``: depth ``O(log T)``.
+* ``"chunked"``: the blocked scan of ``"sequential"`` with blocks of ``chunk_size`` steps and an
+  associative scan inside each block: parallel within blocks, sequential across them.
 
 The associative scan runs in linear space, not log space. The paper's log-space scan exists to
 keep its cumulative-*sum* formulation (``h_t = A_t (h_0 + Σ b_s / A_s)``, ``A_t = Π a_s``) from
@@ -26,10 +30,11 @@ dividing by products that underflow; the pairwise operator above never divides, 
 for any sign of ``h̃`` and ``h_0``. The ``candidate="g"`` option is offered for models that want
 the paper's positive candidate (``h_t > 0`` when ``h_0 > 0``); it changes the model, not the scan.
 
-Gradients: :func:`linear_recurrence` has a custom JVP, ``dh_t = a_t dh_{t−1} + (da_t h_{t−1} +
-db_t)``, which is again a linear recurrence in the same mode; its transpose (reverse mode) is the
-reverse recurrence, so the backward pass of the parallel mode is parallel too and no mode
-differentiates through its own scan internals. Forward mode (``jax.jvp``, ``jax.jacfwd``) works.
+Gradients: the associative scan has a custom JVP, ``dh_t = a_t dh_{t−1} + (da_t h_{t−1} + db_t)``,
+again a linear recurrence of the same kind; its transpose (reverse mode) is the reverse
+recurrence, so the backward pass of the parallel mode is a parallel scan too, and autodiff never
+differentiates through the scan's internals. Everything else is plain JAX, so forward mode
+(``jax.jvp``, ``jax.jacfwd``), reverse mode and higher orders all work in every mode.
 """
 
 from __future__ import annotations
@@ -51,13 +56,12 @@ MODES = ("auto", "sequential", "parallel", "chunked")
 DEFAULT_CHUNK_SIZE = 256
 SEQUENTIAL_BLOCK = 32  # steps per block of mode="sequential"; see _blocked
 
-# "auto" on XLA:CPU: "sequential" at every length. Measured on 2 cores (AVX-512, jax 0.10) for
-# forward+backward at B=8, I=64, H=128 and T from 64 to 16384: the sequential scan was the
-# fastest mode at every T (see benchmarks/bench_mingru.py and the README). On GPU and TPU the
-# choice is *not* measured here: it follows the paper's evidence (parallel scans are orders of
-# magnitude faster at long T, where a sequential loop pays a kernel launch per step) and the
-# general rule that a loop of tiny steps leaves an accelerator idle: "parallel" from
-# AUTO_PARALLEL_MIN_T steps on, "sequential" below.
+# "auto" on XLA:CPU is "sequential" at every length: on 2 cores (jax 0.10), forward+backward
+# at B=8, I=64, H=128, it was the fastest mode at every T measured (benchmarks/bench_mingru.py;
+# numbers in the README). On GPU and TPU the choice is *not* measured in this library: it follows
+# the paper's evidence (parallel scans far faster at long T, where a sequential loop pays a kernel
+# launch per step) and the general rule that a loop of tiny steps leaves an accelerator idle:
+# "parallel" from AUTO_PARALLEL_MIN_T steps on, "sequential" below.
 AUTO_PARALLEL_MIN_T = 64
 
 
@@ -387,8 +391,8 @@ def _blocked(
     pad = blocks * block - steps
     if pad:
         xs_t = jnp.concatenate([xs_t, jnp.zeros((pad, *xs_t.shape[1:]), xs_t.dtype)])
-        if limit is None:
-            limit = jnp.full(batch, steps)
+        # The padding steps must be identity steps, even for a (traced) length above T.
+        limit = jnp.full(batch, steps) if limit is None else jnp.minimum(limit, steps)
     xs_b = xs_t.reshape(blocks, block, *xs_t.shape[1:])
     offsets = jnp.arange(block).reshape((block,) + (1,) * len(batch))
 
@@ -467,9 +471,10 @@ def mingru(
                                                   g(v) = v + 0.5 if v ≥ 0 else σ(v)
         h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ h̃_t,    h_{−1} = h0
 
-    ``z`` weights the candidate, as in :func:`gru_jax.gru`. The inputs are projected for all
-    steps at once; only the elementwise linear recurrence ``h_t = a_t ⊙ h_{t−1} + b_t`` is a
-    scan, in the chosen ``mode``. All modes give the same values and gradients up to rounding
+    ``z`` weights the candidate, as in :func:`gru_jax.gru`. The gates depend on the inputs only,
+    so the state follows the elementwise linear recurrence ``h_t = a_t ⊙ h_{t−1} + b_t`` with
+    ``a_t = 1 − z_t``, ``b_t = z_t ⊙ h̃_t``, evaluated in the chosen ``mode`` (see
+    :mod:`gru_jax._mingru`). All modes give the same values and gradients up to rounding
     (agreement to 1e-5 in float32 is tested, with ``seq_lengths`` and ``h0``).
 
     Args:
@@ -482,12 +487,16 @@ def mingru(
         after the last valid step. Whatever lies in the padding (even NaN or Inf) changes no
         output, state or gradient. Under ``jit`` the lengths are traced and not range-checked;
         a length above ``T`` then acts as ``T`` and a negative one as ``0``.
-      mode: how the recurrence is evaluated: ``"sequential"`` (``lax.scan``), ``"parallel"``
-        (``lax.associative_scan``, ``O(log T)`` depth), ``"chunked"`` (parallel within blocks of
-        ``chunk_size`` steps, sequential across them), or ``"auto"``. ``"auto"`` picks
-        ``"sequential"`` on CPU at every ``T`` (measured fastest there, see the README), and on
-        GPU/TPU ``"parallel"`` from 64 steps on, ``"sequential"`` below; the accelerator choice
-        follows the paper's and general evidence and was not measured in this library.
+      mode: how the recurrence is evaluated: ``"sequential"`` (``lax.scan``, in blocks of
+        steps whose gates are recomputed in the backward pass rather than stored),
+        ``"parallel"`` (``lax.associative_scan``, ``O(log T)`` depth), ``"chunked"`` (parallel
+        within blocks of ``chunk_size`` steps, sequential across them), or ``"auto"``.
+        ``"auto"`` picks ``"sequential"`` on CPU at every ``T`` (measured fastest there, see the
+        README), and on GPU/TPU ``"parallel"`` from 64 steps on, ``"sequential"`` below; the
+        accelerator choice follows the paper's and general evidence and was not measured in
+        this library. Memory: for the backward pass ``"sequential"`` and ``"chunked"`` store
+        only the state at each block boundary, besides their inputs; ``"parallel"`` stores
+        several ``(T, *B, H)`` arrays (the gates and the scan's levels).
       chunk_size: block length for ``mode="chunked"`` (a positive int).
 
     Returns:

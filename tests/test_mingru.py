@@ -251,11 +251,17 @@ def test_second_call_does_not_recompile(data):
     assert len(traces) == 1 and f._cache_size() == 1
 
 
-def test_lengths_under_jit_are_traced_and_clamped(data):
+@pytest.mark.parametrize("mode", MODES)
+def test_lengths_under_jit_are_traced_and_clamped(data, mode):
+    """Documented: under jit a length above T acts as T, a negative one as 0 (also where T is
+    padded to whole blocks, as in "chunked" here)."""
     xs, h0 = data
     params = random_params(jax.random.key(11))
-    f = jax.jit(lambda n: mingru(params, xs, h0, seq_lengths=n, mode="parallel"))
-    big, ref = f(jnp.array([T + 3, -2, 3])), mingru(params, xs, h0, seq_lengths=[T, 0, 3])
+    f = jax.jit(lambda n: mingru(params, xs, h0, seq_lengths=n, mode=mode, chunk_size=CHUNK))
+    big, ref = (
+        f(jnp.array([T + 3, -2, 3])),
+        np_mingru(params.w_x, params.b_x, "linear", xs, h0, [T, 0, 3]),
+    )
     for a, b in zip(big, ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
