@@ -509,14 +509,14 @@ def mingru(
       >>> import jax, jax.numpy as jnp
       >>> from gru_jax import init_mingru, mingru
       >>> params = init_mingru(jax.random.key(0), 3, 8)
-      >>> xs = jax.random.normal(jax.random.key(1), (4, 100, 3))      # (B, T, I)
+      >>> xs = jax.random.normal(jax.random.key(1), (4, 20, 3))       # (B, T, I)
       >>> ys, h = jax.jit(mingru, static_argnames="mode")(params, xs, mode="parallel")
       >>> ys.shape, h.shape
-      ((4, 100, 8), (4, 8))
+      ((4, 20, 8), (4, 8))
       >>> ys_seq, _ = mingru(params, xs, mode="sequential")
       >>> bool(jnp.allclose(ys, ys_seq, atol=1e-5))
       True
-      >>> ys, h = mingru(params, xs, seq_lengths=jnp.array([100, 7, 3, 0]))
+      >>> ys, h = mingru(params, xs, seq_lengths=jnp.array([20, 7, 3, 0]))
       >>> bool((ys[1, 7:] == 0).all()), bool((h[1] == ys[1, 6]).all()), bool((h[3] == 0).all())
       (True, True, True)
     """
