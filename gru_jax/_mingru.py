@@ -45,6 +45,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 from gru_jax import _checks
 from gru_jax._cell import at_least_float32, compute_dtype, default_bias_init, default_kernel_init
@@ -342,6 +343,39 @@ def linear_recurrence(
 # ----------------------------------------------------------------------------- the minGRU
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _matmul(x: Array, w: Array, acc: jnp.dtype) -> Array:
+    """``x (N, K) @ w (K, M)``, accumulated in ``acc``, with a JVP whose transpose computes the
+    kernel's gradient as the plain matmul ``xᵀ (K, N) @ ct (N, M)``.
+
+    Autodiff of ``x @ w`` gives the kernel gradient as a contraction over ``x``'s *first* axis,
+    which XLA:CPU runs several times slower than a matmul on a transposed copy of ``x``; the
+    optimisation barrier keeps that copy (small: one block of steps) from being folded back.
+    """
+    return jnp.matmul(x, w, preferred_element_type=acc)
+
+
+def _matmul_jvp(
+    acc: jnp.dtype, primals: tuple[Array, Array], tangents: tuple[Any, Any]
+) -> tuple[Array, Array]:
+    x, w = primals
+    dx, dw = tangents
+    out = _matmul(x, w, acc)
+    terms = []
+    if not isinstance(dx, SymbolicZero):
+        terms.append(jnp.matmul(dx, w, preferred_element_type=acc))
+    if not isinstance(dw, SymbolicZero):
+        x_t = jax.lax.optimization_barrier(x.T)
+        dims = (((0,), (0,)), ((), ()))
+        terms.append(jax.lax.dot_general(x_t, dw, dims, preferred_element_type=acc))
+    if not terms:  # not reached: JAX calls the rule only when some input is perturbed
+        return out, jnp.zeros_like(out)
+    return out, functools.reduce(jnp.add, terms)
+
+
+_matmul.defjvp(_matmul_jvp, symbolic_zeros=True)
+
+
 def _gates(params: MinGRUParams, x: Array, acc: jnp.dtype) -> tuple[Array, Array]:
     """``(a, b) = (1 − z, z ⊙ h̃)`` from inputs ``x (..., I)``, in dtype ``acc``.
 
@@ -355,7 +389,7 @@ def _gates(params: MinGRUParams, x: Array, acc: jnp.dtype) -> tuple[Array, Array
 
     def project(lo: int) -> Array:
         w = w_x[:, lo : lo + hidden]
-        out = jnp.matmul(x2, w, preferred_element_type=acc) + b_x[lo : lo + hidden]
+        out = _matmul(x2, w, acc) + b_x[lo : lo + hidden]
         return out.reshape(*x.shape[:-1], hidden)
 
     gz, gh = project(0), project(hidden)
