@@ -55,7 +55,7 @@ from gru_jax._typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey, S
 CANDIDATES = ("linear", "g")
 MODES = ("auto", "sequential", "parallel", "chunked")
 DEFAULT_CHUNK_SIZE = 256
-SEQUENTIAL_BLOCK = 32  # steps per block of mode="sequential"; see _blocked
+SEQUENTIAL_BLOCK = 16  # steps per block of mode="sequential" (16 beat 8, 32, 64 on CPU)
 
 # "auto" on XLA:CPU is "sequential" at every length: on 2 cores (jax 0.10), forward+backward
 # at B=8, I=64, H=128, it was the fastest mode at every T measured (benchmarks/bench_mingru.py;
