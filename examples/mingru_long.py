@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     device = jax.devices()[0]
+    load_before = _load_average()
     print(
         f"jax {jax.__version__} on {device.platform} ({device.device_kind}); adding problem "
         f"T={cfg['seq_len']} B={cfg['batch']} H={cfg['hidden_size']}; target eval MSE < "
@@ -240,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             "device": f"{device.platform} ({device.device_kind})",
             "machine": platform.machine(),
             "cpu_count": _cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": _load_average(),
             "results": results,
         }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -252,6 +255,15 @@ def _cpu_count() -> int | None:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _load_average() -> list[float] | None:
+    import os
+
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _jsonable(value: Any) -> Any:
