@@ -2,6 +2,7 @@
 
     gru-jax train CONFIG [--set key=value ...] [--workdir DIR] [--resume] [--stop-after N]
     gru-jax eval CONFIG --workdir DIR [--seed N] [--set key=value ...]
+    gru-jax bench [--quick] [--shapes BxTxIxH,...] [--repeats N] [--out PATH] ...
 
 Mistakes (an unknown or ill-typed config key, a missing file, a workdir without checkpoints) are
 one line on stderr and exit code 2.
@@ -56,10 +57,34 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--workdir", required=True)
     evaluate.add_argument("--seed", type=int, default=12345, help="seed of the fresh data")
     evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    sub.add_parser(
+        "bench",
+        add_help=False,
+        help="time gru_jax against Flax, Equinox and torch GRUs (benchmarks/bench.py; "
+        "gru-jax bench --help for its options)",
+    )
     return parser
 
 
+def _bench(argv: list[str]) -> int:
+    """Run ``benchmarks/bench.py`` of this source checkout; it is not part of the wheel."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+    if not path.is_file():
+        print(f"{PROG}: error: bench needs a source checkout; {path} not found", file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("gru_jax_benchmarks_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # every later argument belongs to the benchmark's own parser
+        return _bench(argv[1:])
     args = _parser().parse_args(argv)
     from gru_jax.train import (
         ConfigError,
