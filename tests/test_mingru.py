@@ -219,19 +219,23 @@ def test_equals_python_loop_of_mingru_cell(data):
 def test_batch_shapes_and_vmap(data):
     xs, h0 = data
     params = random_params(jax.random.key(9))
-    ys, h_last = mingru(params, xs, h0, seq_lengths=LENGTHS)
+
+    def seq(p, x, h, n):
+        return run(p, x, h, n, mode="sequential")
+
+    ys, h_last = seq(params, xs, h0, LENGTHS)
     # One unbatched (T, I) sequence at a time, vmapped, equals the batched call.
-    one = jax.jit(lambda x, h, n: mingru(params, x, h, seq_lengths=n))
-    ys_v, h_v = jax.vmap(one)(xs, h0, jnp.asarray(LENGTHS))
+    ys_v, h_v = jax.vmap(seq, in_axes=(None, 0, 0, 0))(params, xs, h0, LENGTHS)
     np.testing.assert_allclose(ys_v, ys, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(h_v, h_last, rtol=1e-12, atol=1e-12)
-    # Several batch dims.
-    ys2, h2 = mingru(params, xs.reshape(1, B, T, I), h0.reshape(1, B, H), mode="parallel")
+    # Several batch dims, and vmap over parameters (an ensemble of 2).
+    xs4, h04 = xs.reshape(1, B, T, I), h0.reshape(1, B, H)
+    ys2, h2 = seq(params, xs4, h04, LENGTHS.reshape(1, B))
     assert ys2.shape == (1, B, T, H) and h2.shape == (1, B, H)
-    np.testing.assert_allclose(ys2[0], mingru(params, xs, h0)[0], rtol=1e-12, atol=1e-12)
-    # vmap over parameters: an ensemble.
-    ensemble = jax.vmap(lambda k: random_params(k))(jax.random.split(jax.random.key(0), 2))
-    assert jax.vmap(mingru, in_axes=(0, None))(ensemble, xs)[0].shape == (2, B, T, H)
+    np.testing.assert_allclose(ys2[0], ys, rtol=1e-12, atol=1e-12)
+    ensemble = jax.tree.map(lambda a: jnp.stack([a, 2 * a]), params)
+    ys_e, _ = jax.vmap(seq, in_axes=(0, None, None, None))(ensemble, xs, h0, LENGTHS)
+    np.testing.assert_allclose(ys_e[0], ys, rtol=1e-12, atol=1e-12)
 
 
 def test_second_call_does_not_recompile(data):
@@ -298,9 +302,10 @@ def test_dtypes_follow_promotion(xs_dtype, p_dtype, h0_dtype, out_dtype):
 def test_bfloat16_is_close_to_float32():
     p32 = random_params(jax.random.key(13), dtype=jnp.float32)
     p16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), p32)
-    xs = jax.random.normal(jax.random.key(14), (B, 64, I), jnp.float32)
-    ys32, _ = mingru(p32, xs)
-    ys16, _ = mingru(p16, xs.astype(jnp.bfloat16))
+    xs = jax.random.normal(jax.random.key(14), (B, 24, I), jnp.float32)
+    f = jax.jit(mingru)
+    ys32, _ = f(p32, xs)
+    ys16, _ = f(p16, xs.astype(jnp.bfloat16))
     np.testing.assert_allclose(ys16.astype(jnp.float32), ys32, atol=5e-2)
 
 
@@ -308,8 +313,8 @@ def test_linear_recurrence_and_auto_mode():
     a = jnp.array([[0.5], [0.25], [1.0]])
     b = jnp.array([[1.0], [-2.0], [0.0]])
     for mode in (*MODES, "auto"):
-        h = linear_recurrence(a, b, jnp.array([4.0]), mode=mode, chunk_size=2)
-        np.testing.assert_allclose(h[:, 0], [3.0, -1.25, -1.25])
+        f = jax.jit(functools.partial(linear_recurrence, mode=mode, chunk_size=2))
+        np.testing.assert_allclose(f(a, b, jnp.array([4.0]))[:, 0], [3.0, -1.25, -1.25])
     assert resolve_mode("auto", 16384, "cpu") == "sequential"
     assert resolve_mode("auto", 4096, "gpu") == "parallel"
     assert resolve_mode("auto", 8, "gpu") == "sequential"
