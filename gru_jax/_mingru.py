@@ -58,8 +58,10 @@ DEFAULT_CHUNK_SIZE = 256
 SEQUENTIAL_BLOCK = 16  # steps per block of mode="sequential" (16 beat 8, 32, 64 on CPU)
 
 # "auto" on XLA:CPU is "sequential" at every length: on 2 cores (jax 0.10), forward+backward
-# at B=8, I=64, H=128, it was the fastest mode at every T measured (benchmarks/bench_mingru.py;
-# numbers in the README). On GPU and TPU the choice is *not* measured in this library: it follows
+# at B=8, I=64, H=128, T from 64 to 16384, it was the fastest mode or close to it on an idle and
+# on a busy machine, while "parallel" and "chunked" won only when the second core was free (at
+# T <= 256 and T = 4096) and lost 2-3x when it was not (benchmarks/bench_mingru.py; numbers in
+# the README). On GPU and TPU the choice is *not* measured in this library: it follows
 # the paper's evidence (parallel scans far faster at long T, where a sequential loop pays a kernel
 # launch per step) and the general rule that a loop of tiny steps leaves an accelerator idle:
 # "parallel" from AUTO_PARALLEL_MIN_T steps on, "sequential" below.
@@ -281,9 +283,9 @@ def check_mode(fn: str, mode: object) -> str:
 def resolve_mode(mode: str, steps: int, backend: str | None = None) -> str:
     """The mode ``"auto"`` stands for at ``steps`` time steps on ``backend`` (default: JAX's).
 
-    XLA:CPU: ``"sequential"`` (measured fastest at every ``T``). GPU and TPU: ``"parallel"``
-    from :data:`AUTO_PARALLEL_MIN_T` steps on, ``"sequential"`` below (from the paper and general
-    evidence, not measured here). Any other mode is returned unchanged.
+    XLA:CPU: ``"sequential"`` (measured fastest, or close, at every ``T``). GPU and TPU:
+    ``"parallel"`` from :data:`AUTO_PARALLEL_MIN_T` steps on, ``"sequential"`` below (from the
+    paper and general evidence, not measured here). Any other mode is returned unchanged.
     """
     if mode != "auto":
         return mode
@@ -525,12 +527,12 @@ def mingru(
         steps whose gates are recomputed in the backward pass rather than stored),
         ``"parallel"`` (``lax.associative_scan``, ``O(log T)`` depth), ``"chunked"`` (parallel
         within blocks of ``chunk_size`` steps, sequential across them), or ``"auto"``.
-        ``"auto"`` picks ``"sequential"`` on CPU at every ``T`` (measured fastest there, see the
-        README), and on GPU/TPU ``"parallel"`` from 64 steps on, ``"sequential"`` below; the
-        accelerator choice follows the paper's and general evidence and was not measured in
-        this library. Memory: for the backward pass ``"sequential"`` and ``"chunked"`` store
-        only the state at each block boundary, besides their inputs; ``"parallel"`` stores
-        several ``(T, *B, H)`` arrays (the gates and the scan's levels).
+        ``"auto"`` picks ``"sequential"`` on CPU at every ``T`` (measured fastest or close to it
+        there, see the README), and on GPU/TPU ``"parallel"`` from 64 steps on, ``"sequential"``
+        below; the accelerator choice follows the paper's and general evidence and was not
+        measured in this library. Memory: for the backward pass ``"sequential"`` and
+        ``"chunked"`` store only the state at each block boundary, besides their inputs;
+        ``"parallel"`` stores several ``(T, *B, H)`` arrays (the gates and the scan's levels).
       chunk_size: block length for ``mode="chunked"`` (a positive int).
 
     Returns:
