@@ -26,7 +26,7 @@ import gru_jax
 import gru_jax.linen
 import gru_jax.nnx
 from gru_jax import MinGRUParams, init_mingru, mingru, mingru_cell
-from gru_jax._mingru import linear_recurrence, resolve_mode
+from gru_jax._mingru import LARGE_BLOCK, linear_recurrence, resolve_mode, sequential_block
 
 B, T, I, H = 3, 7, 4, 5
 LENGTHS = np.array([T, 3, 0], np.int32)
@@ -155,6 +155,19 @@ def test_long_sequence_4096_modes_agree():
     for mode in ("parallel",):  # "chunked" is an associative scan in blocks of 256: covered
         for a, b in zip(out[mode], out["sequential"], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_sequential_large_blocks_agree_with_parallel():
+    """A heavy projection selects the large blocks of "sequential" (T padded from 200 to 256)."""
+    b, t, i, h = 2, 200, 64, 256
+    assert sequential_block(b, i, h) == LARGE_BLOCK
+    params = random_params(jax.random.key(15), "linear", jnp.float32, i, h)
+    xs = jax.random.normal(jax.random.key(16), (b, t, i), jnp.float32)
+    lengths = jnp.array([t, 130])
+    f = jax.jit(mingru, static_argnames="mode")
+    out = {m: f(params, xs, seq_lengths=lengths, mode=m) for m in ("sequential", "parallel")}
+    for a, c in zip(out["sequential"], out["parallel"], strict=True):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", MODES)
