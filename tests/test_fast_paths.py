@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from gru_jax import gru, init_gru
+from gru_jax import GRUParams, _scan, gru
 from gru_jax._cell import _step
 from gru_jax._vjp import Plan, _pick_chunk, default_chunk, plan, scan_gru
 
@@ -49,15 +49,24 @@ def plain_gru(params, xs, h0=None, *, seq_lengths=None, reverse=False):
 
 
 def make(seed, reset_after, steps, dtype=jnp.float64):
-    k = jax.random.split(jax.random.key(seed), 6)
-    p = init_gru(k[0], I, H, reset_after=reset_after, dtype=dtype)
-    p = p.replace(
-        b_x=jax.random.normal(k[1], (3 * H,), dtype), b_h=jax.random.normal(k[2], (3 * H,), dtype)
+    """Random parameters (non-zero biases), inputs, h0 and an output weighting ``cy``.
+
+    Drawn with NumPy: eager JAX random draws would compile a kernel per shape, which costs
+    more than the tests themselves.
+    """
+    rng = np.random.default_rng(seed)
+
+    def draw(*shape, scale=1.0):
+        return jnp.asarray(scale * rng.standard_normal(shape), dtype)
+
+    p = GRUParams(
+        w_x=draw(I, 3 * H, scale=0.5),
+        w_h=draw(H, 3 * H, scale=0.5),
+        b_x=draw(3 * H),
+        b_h=draw(3 * H),
+        reset_after=reset_after,
     )
-    xs = jax.random.normal(k[3], (B, steps, I), dtype)
-    h0 = 0.5 * jax.random.normal(k[4], (B, H), dtype)
-    cy = jax.random.normal(k[5], (B, steps, H), dtype)
-    return p, xs, h0, cy
+    return p, draw(B, steps, I), draw(B, H, scale=0.5), draw(B, steps, H)
 
 
 def loss_fn(fn, cy, **kw):
@@ -80,64 +89,38 @@ def lengths_for(steps):
     return jnp.array([steps, steps // 2, 0])
 
 
-def grads_of(fn, cy, argnums, **kw):
-    return jax.value_and_grad(loss_fn(fn, cy, **kw), argnums)
-
-
 @pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
-def test_values_and_grads_match_autodiff(reset_after):
-    """reverse x seq_lengths, each with and without h0, in one compiled function."""
-    steps = 6
-    p, xs, h0, cy = make(0, reset_after, steps)
-    lengths = lengths_for(steps)
-    configs = [
-        (False, None, False),
-        (False, lengths, True),
-        (True, None, True),
-        (True, lengths, False),
-    ]
-
-    @jax.jit
-    def run(p, xs, h0):
-        out = []
-        for reverse, lengths, with_h0 in configs:
-            kw = {"reverse": reverse, "seq_lengths": lengths}
-            args, argnums = ((p, xs, h0), (0, 1, 2)) if with_h0 else ((p, xs, None), (0, 1))
-            out.append(
-                (
-                    grads_of(gru, cy, argnums, **kw)(*args),
-                    grads_of(plain_gru, cy, argnums, **kw)(*args),
-                    gru(*args, **kw),
-                    plain_gru(*args, **kw),
-                )
-            )
-        return out
-
-    for got, want, values, ref_values in run(p, xs, h0):
-        assert_trees_close(got, want)
-        assert_trees_close(values, ref_values)
-
-
-@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
-def test_unroll_and_remat_match_autodiff(reset_after):
-    """remat cuts T into chunks of about sqrt(T), at least 16 steps: T=40 is three chunks, and
-    T=37 pads its last one."""
-    configs = [  # (steps, unroll, remat, reverse, with lengths)
-        (7, 3, False, True, True),
-        (40, 1, True, False, False),
-        (40, 1, True, True, True),
-        (37, 2, True, False, True),
+def test_gru_matches_autodiff(reset_after):
+    """The public ``gru``: values and gradients with and without lengths, h0, reverse, unroll
+    and remat (which cuts T into chunks of about sqrt(T), at least 16 steps: T=37 is three
+    chunks, the last one padded), in one compiled function."""
+    configs = [  # (steps, unroll, remat, reverse, with lengths, with h0)
+        (6, 1, False, False, False, False),
+        (7, 3, False, True, True, True),
+        (37, 2, True, False, True, True),
     ]
     inputs = {steps: make(1, reset_after, steps) for steps in {c[0] for c in configs}}
 
     @jax.jit
     def run(inputs):
         out = []
-        for steps, unroll, remat, reverse, with_lengths in configs:
+        for steps, unroll, remat, reverse, with_lengths, with_h0 in configs:
             p, xs, h0, cy = inputs[steps]
             kw = {"reverse": reverse, "seq_lengths": lengths_for(steps) if with_lengths else None}
-            got = grads_of(gru, cy, (0, 1, 2), unroll=unroll, remat=remat, **kw)(p, xs, h0)
-            out.append((got, grads_of(plain_gru, cy, (0, 1, 2), **kw)(p, xs, h0)))
+            args, argnums = ((p, xs, h0), (0, 1, 2)) if with_h0 else ((p, xs, None), (0, 1))
+            fast = functools.partial(gru, unroll=unroll, remat=remat)
+            out.append(
+                (
+                    (
+                        jax.value_and_grad(loss_fn(fast, cy, **kw), argnums)(*args),
+                        fast(*args, **kw),
+                    ),
+                    (
+                        jax.value_and_grad(loss_fn(plain_gru, cy, **kw), argnums)(*args),
+                        plain_gru(*args, **kw),
+                    ),
+                )
+            )
         return out
 
     for got, want in run(inputs):
@@ -147,18 +130,16 @@ def test_unroll_and_remat_match_autodiff(reset_after):
 @pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
 def test_every_plan_matches_autodiff(reset_after):
     """Each strategy of the internal plan, with chunk lengths that leave a ragged last chunk
-    (padded and masked), forward and reverse, with and without lengths, in values, gradients
+    (padded and masked), forward without lengths or reverse with them, in values, gradients
     and forward-mode tangents."""
     steps = 7
     p, xs, h0, cy = make(2, reset_after, steps)
     lengths = lengths_for(steps)
     plans = [
         Plan(reset_after, fwd_chunk=3),
-        Plan(reset_after, fwd_chunk=7, hoist=True),
-        Plan(reset_after, hoist=True, recompute=True, train_chunk=3),
-        Plan(reset_after, fwd_chunk=2, recompute=True, train_chunk=1),
-        Plan(reset_after, recompute=True, train_chunk=7, remat=True),
-        Plan(reset_after, fwd_chunk=4, train_chunk=2, remat=True, unroll=2),
+        Plan(reset_after, hoist=True),
+        Plan(reset_after, fwd_chunk=2, recompute=True, train_chunk=1, remat=True),
+        Plan(reset_after, fwd_chunk=4, train_chunk=3, remat=True, unroll=2),
     ]
     tangents = jax.tree.map(lambda a: jnp.cos(a + 1.0), (p, xs, h0))
 
@@ -168,31 +149,53 @@ def test_every_plan_matches_autodiff(reset_after):
 
         return f
 
+    configs = ((False, None), (True, lengths))  # forward without lengths, reverse with them
+
     @jax.jit
     def run(p, xs, h0):
-        out = []
-        for pl in plans:
-            for reverse, ln in ((False, None), (True, lengths), (False, lengths)):
-                pl_r = pl._replace(reverse=reverse)
-                ref = functools.partial(plain_gru, seq_lengths=ln, reverse=reverse)
-                out.append(
-                    (
-                        jax.value_and_grad(loss_fn(fast(pl_r, ln), cy), (0, 1, 2))(p, xs, h0),
-                        jax.value_and_grad(loss_fn(ref, cy), (0, 1, 2))(p, xs, h0),
-                        jax.jvp(fast(pl_r, ln), (p, xs, h0), tangents),
-                        jax.jvp(ref, (p, xs, h0), tangents),
-                    )
+        refs = []
+        for reverse, ln in configs:
+            ref = functools.partial(plain_gru, seq_lengths=ln, reverse=reverse)
+            refs.append(
+                (
+                    jax.value_and_grad(loss_fn(ref, cy), (0, 1, 2))(p, xs, h0),
+                    jax.jvp(ref, (p, xs, h0), tangents),
                 )
-        return out
+            )
+        got = []
+        for k, pl in enumerate(plans):
+            reverse, ln = configs[k % 2]
+            f = fast(pl._replace(reverse=reverse), ln)
+            got.append(
+                (
+                    jax.value_and_grad(loss_fn(f, cy), (0, 1, 2))(p, xs, h0),
+                    jax.jvp(f, (p, xs, h0), tangents),
+                )
+            )
+        return got, refs
 
-    for got, want, jvp_got, jvp_want in run(p, xs, h0):
-        assert_trees_close(got, want)
-        assert_trees_close(jvp_got, jvp_want)
+    got, refs = run(p, xs, h0)
+    for k, (grads, jvp) in enumerate(got):
+        assert_trees_close(grads, refs[k % 2][0])
+        assert_trees_close(jvp, refs[k % 2][1])
+
+
+STORE = {"recompute": False, "remat": False, "fwd_chunk": 3}  # stored gates, chunked forward
+
+
+def force_plan(monkeypatch, **changes):
+    """Make ``gru`` use its plan with ``changes``: tiny test shapes would otherwise always take
+    the recompute path that the CPU plan picks for small steps."""
+    original = _scan.plan
+    monkeypatch.setattr(_scan, "plan", lambda *a, **k: original(*a, **k)._replace(**changes))
 
 
 @pytest.mark.parametrize(("reset_after", "remat"), [(False, False), (True, True)])
-def test_check_grads_both_modes(reset_after, remat):
-    """Forward mode (jvp) and reverse mode (vjp) against finite differences."""
+def test_check_grads_both_modes(monkeypatch, reset_after, remat):
+    """Forward mode (jvp) and reverse mode (vjp) against finite differences: stored gates for
+    one variant, checkpointed recomputation (three chunks) for the other."""
+    if not remat:
+        force_plan(monkeypatch, **STORE)
     steps = 20 if remat else 4
     p, xs, h0, _ = make(3, reset_after, steps)
     lengths = jnp.array([steps, 3, 1])
@@ -231,31 +234,53 @@ def test_second_order_works():
         g = jax.grad(lambda p: loss(p, xs, h0))
         return jax.jvp(g, (p,), (v,))[1]
 
-    got, want = jax.jit(lambda: (hvp(loss_fn(gru, cy)), hvp(loss_fn(plain_gru, cy))))()
+    store = Plan(True, fwd_chunk=2)
+
+    def stored(p, xs, h0):
+        return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, plan=store)
+
+    got, got_store, want = jax.jit(
+        lambda: (hvp(loss_fn(gru, cy)), hvp(loss_fn(stored, cy)), hvp(loss_fn(plain_gru, cy)))
+    )()
     assert_trees_close(got, want, tol=1e-8)
+    assert_trees_close(got_store, want, tol=1e-8)
 
 
 @pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
 def test_partial_gradients(reset_after):
     """Gradients with respect to one argument at a time (the others' tangents are symbolic
-    zeros, which skip their matmuls)."""
+    zeros, which skip their matmuls), with stored gates and with recomputed ones."""
     p, xs, h0, cy = make(6, reset_after, 5)
-    kw = {"seq_lengths": lengths_for(5)}
-    fast = loss_fn(gru, cy, **kw)
+    lengths = lengths_for(5)
+
+    def with_plan(pl):
+        def f(p, xs, h0):
+            return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, lengths, plan=pl)
+
+        return loss_fn(f, cy)
+
+    store = with_plan(Plan(reset_after, fwd_chunk=2))
+    recompute = with_plan(Plan(reset_after, train_chunk=2, remat=True))
 
     @jax.jit
     def run(p, xs, h0):
-        parts = [jax.grad(fast, argnums)(p, xs, h0) for argnums in (0, 1, 2)]
-        parts.append(jax.grad(lambda w: fast(p.replace(w_h=w), xs, h0))(p.w_h))
-        return parts, jax.grad(loss_fn(plain_gru, cy, **kw), (0, 1, 2))(p, xs, h0)
+        parts = [jax.grad(store, argnums)(p, xs, h0) for argnums in (0, 1, 2)]
+        parts += [jax.grad(recompute, argnums)(p, xs, h0) for argnums in (0, 1, 2)]
+        parts.append(jax.grad(lambda w: store(p.replace(w_h=w), xs, h0))(p.w_h))
+        parts.append(jax.grad(lambda w: recompute(p.replace(w_h=w), xs, h0))(p.w_h))
+        return parts, jax.grad(loss_fn(plain_gru, cy, seq_lengths=lengths), (0, 1, 2))(p, xs, h0)
 
-    (g_p, g_xs, g_h0, g_w_h), want = run(p, xs, h0)
-    assert_trees_close((g_p, g_xs, g_h0), want)
-    assert_trees_close(g_w_h, want[0].w_h)
+    parts, want = run(p, xs, h0)
+    assert_trees_close(tuple(parts[0:3]), want)
+    assert_trees_close(tuple(parts[3:6]), want)
+    assert_trees_close(parts[6], want[0].w_h)
+    assert_trees_close(parts[7], want[0].w_h)
 
 
 @pytest.mark.parametrize("remat", [False, True])
-def test_nan_padding_leaves_values_and_gradients_unchanged(remat):
+def test_nan_padding_leaves_values_and_gradients_unchanged(monkeypatch, remat):
+    if not remat:
+        force_plan(monkeypatch, **STORE)
     steps = 20
     p, xs, h0, cy = make(7, False, steps)
     lengths = jnp.array([steps, 7, 0])
@@ -307,14 +332,21 @@ def test_extra_batch_dims_and_unbatched():
     assert_trees_close(got1, want1)
 
 
-@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
-def test_bfloat16_gradients_close_to_float32(reset_after):
+@pytest.mark.parametrize(
+    ("reset_after", "store"), [(False, False), (True, True)], ids=["recompute", "store"]
+)
+def test_bfloat16_gradients_close_to_float32(reset_after, store):
     p, xs, h0, cy = make(10, reset_after, 8, jnp.float32)
     p16, xs16, h016 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), (p, xs, h0))
+    pl = Plan(reset_after, fwd_chunk=4) if store else Plan(reset_after, train_chunk=4, remat=True)
+
+    def f(p, xs, h0):
+        return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, plan=pl)
+
     g32, g16 = jax.jit(
         lambda: (
-            jax.grad(loss_fn(gru, cy), (0, 1, 2))(p, xs, h0),
-            jax.grad(loss_fn(gru, cy.astype(jnp.bfloat16)), (0, 1, 2))(p16, xs16, h016),
+            jax.grad(loss_fn(f, cy), (0, 1, 2))(p, xs, h0),
+            jax.grad(loss_fn(f, cy.astype(jnp.bfloat16)), (0, 1, 2))(p16, xs16, h016),
         )
     )()
     for a, b in zip(jax.tree.leaves(g16), jax.tree.leaves(g32), strict=True):
@@ -328,12 +360,18 @@ def test_remat_cuts_compiled_memory_for_long_sequences():
     The step is large enough (2·N·(I+H)·3H >= 4 MFLOP) that without remat the gates are stored.
     """
     steps, batch, inputs, hidden = 1024, 16, 64, 256
-    p = init_gru(jax.random.key(0), inputs, hidden, reset_after=True, dtype=jnp.float32)
-    xs = jnp.zeros((batch, steps, inputs), jnp.float32)
+    p = GRUParams(
+        w_x=jax.ShapeDtypeStruct((inputs, 3 * hidden), jnp.float32),
+        w_h=jax.ShapeDtypeStruct((hidden, 3 * hidden), jnp.float32),
+        b_x=jax.ShapeDtypeStruct((3 * hidden,), jnp.float32),
+        b_h=jax.ShapeDtypeStruct((3 * hidden,), jnp.float32),
+        reset_after=True,
+    )
+    xs = jax.ShapeDtypeStruct((batch, steps, inputs), jnp.float32)
 
     def peak(remat):
-        loss = lambda p: jnp.mean(gru(p, xs, remat=remat)[0] ** 2)  # noqa: E731
-        m = jax.jit(jax.grad(loss)).lower(p).compile().memory_analysis()
+        loss = lambda p, xs: jnp.mean(gru(p, xs, remat=remat)[0] ** 2)  # noqa: E731
+        m = jax.jit(jax.grad(loss)).lower(p, xs).compile().memory_analysis()
         return m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes
 
     assert peak(True) < 0.3 * peak(False)
