@@ -548,14 +548,15 @@ def plot(report, path: Path) -> None:
         ax.set_xticklabels(shapes, fontsize=8)
         ax.set_title(f"{title}: speed-up over the fastest peer (higher is better)", fontsize=9)
         ax.set_xlabel("B, T, I, H")
-    axes[0].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=7)
     m = report["machine"]
     fig.suptitle(
         f"{m['cpu']}, {m['cores']} cores, {report['dtype']}, load {report['load_before']} -> "
         f"{report['load_after']}",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
