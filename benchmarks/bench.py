@@ -564,8 +564,16 @@ def plot(report, path: Path) -> None:
 # ----------------------------------------------------------------------------- main
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit code 2, without the usage dump."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="gru-jax bench", description="Time gru_jax against Flax, Equinox and torch GRUs."
     )
     p.add_argument("--shapes", type=parse_shapes, default=None, help=f"default {DEFAULT_SHAPES}")
@@ -592,6 +600,13 @@ def main(argv: list[str] | None = None) -> int:
         torch_rss_child(*argv[1:4])
         return 0
     args = parser().parse_args(argv)
+    if args.repeats < 1 or args.min_time <= 0 or args.remat_repeats < 1:
+        print(
+            "gru-jax bench: error: --repeats and --remat-repeats must be >= 1 and --min-time > 0; "
+            f"got {args.repeats}, {args.remat_repeats}, {args.min_time}",
+            file=sys.stderr,
+        )
+        return 2
     import jax
     import jax.numpy as jnp
 

@@ -1,0 +1,82 @@
+"""Smoke tests of the benchmark scripts (timings are never asserted; only that the report is
+complete and self-consistent, and that bad arguments are one-line errors)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from gru_jax import cli
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "quick"
+    argv = ["bench", "--quick", "--shapes", "2x6x3x4", "--impls", "gru_jax,gru_jax_rb,equinox"]
+    assert cli.main([*argv, "--repeats", "2", "--out", str(out)]) == 0
+    return out
+
+
+def test_bench_report_is_complete(report):
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert report.with_suffix(".md").exists() and report.with_suffix(".png").exists()
+    assert data["machine"]["versions"]["jax"] and data["matmul_peak_gflops"] > 0
+    res = data["results"]["2, 6, 3, 4"]
+    assert set(res) == {"gru_jax", "gru_jax_rb", "equinox"}
+    for mode in ("fwd", "fwdbwd"):
+        peer = res["equinox"][mode]["median_ms"]
+        for entry in (res[name][mode] for name in res):
+            assert len(entry["samples_ms"]) == 2
+            assert entry["min_ms"] <= entry["median_ms"] <= entry["max_ms"]
+            assert entry["speedup_vs_fastest_peer"] == pytest.approx(peer / entry["median_ms"])
+            assert entry["peak_memory_bytes"] > 0
+    remat = data["remat"]
+    assert remat["memory_ratio"] == pytest.approx(
+        remat["remat"]["peak_bytes"] / remat["no_remat"]["peak_bytes"]
+    )
+    assert "| 2, 6, 3, 4 |" in report.with_suffix(".md").read_text()
+
+
+def test_floor_reads_the_report(report, tmp_path, capsys):
+    floor = load("floor")
+    out = tmp_path / "floor.json"
+    assert (
+        floor.main(
+            ["--report", str(report.with_suffix(".json")), "--repeats", "1", "--out", str(out)]
+        )
+        == 0
+    )
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["floor_ms"] == pytest.approx(row["recurrent_ms"] + row["projection_at_peak_ms"])
+    assert row["fastest_peer"] == "equinox"
+    assert "| 2, 6, 3, 4 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda: cli.main(["bench", "--shapes", "1x2"]),
+        lambda: cli.main(["bench", "--repeats", "0"]),
+        lambda: cli.main(["bench", "--impls", "gru_jax,nope"]),
+        lambda: load("floor").main(["--report", "/nonexistent.json"]),
+    ],
+    ids=["shape", "repeats", "impls", "floor-report"],
+)
+def test_bad_arguments_are_one_line(run, capsys):
+    try:
+        code = run()
+    except SystemExit as e:
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error:" in err, err
