@@ -267,12 +267,6 @@ def gru_cell(params: GRUParams, h: ArrayLike, x: ArrayLike) -> Array:
     """
     fn = "gru_cell"
     input_size, hidden = check_params(fn, params)
-    h = _checks.as_float_array(fn, "h", h)
-    x = _checks.as_float_array(fn, "x", x)
-    if x.ndim < 1 or x.shape[-1] != input_size:
-        raise ValueError(
-            f"{fn}: x must have shape (*B, I) with I = {input_size}; got {tuple(x.shape)}"
-        )
-    _checks.check_shape(fn, "h", h, (*x.shape[:-1], hidden), "(*B, H), B from x,")
+    h, x = _checks.check_cell_inputs(fn, h, x, input_size, hidden)
     dtype = compute_dtype(h, x, *jax.tree.leaves(params))
     return _step(cast_params(params, dtype), h.astype(dtype), x.astype(dtype))

@@ -83,3 +83,17 @@ def check_seq_lengths(fn: str, seq_lengths: ArrayLike, batch: tuple[int, ...], T
                 f"{fn}: seq_lengths must lie in [0, T] = [0, {T}]; got values in [{lo}, {hi}]"
             )
     return jnp.asarray(seq_lengths)
+
+
+def check_cell_inputs(
+    fn: str, h: ArrayLike, x: ArrayLike, input_size: int, hidden: int
+) -> tuple[Array, Array]:
+    """Check one step's ``h (*B, H)`` and ``x (*B, I)``, with ``B`` taken from ``x``."""
+    h = as_float_array(fn, "h", h)
+    x = as_float_array(fn, "x", x)
+    if x.ndim < 1 or x.shape[-1] != input_size:
+        raise ValueError(
+            f"{fn}: x must have shape (*B, I) with I = {input_size}; got {tuple(x.shape)}"
+        )
+    check_shape(fn, "h", h, (*x.shape[:-1], hidden), "(*B, H), B from x,")
+    return h, x

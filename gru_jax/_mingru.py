@@ -489,13 +489,7 @@ def mingru_cell(params: MinGRUParams, h: ArrayLike, x: ArrayLike) -> Array:
     """
     fn = "mingru_cell"
     input_size, hidden = check_params(fn, params)
-    h = _checks.as_float_array(fn, "h", h)
-    x = _checks.as_float_array(fn, "x", x)
-    if x.ndim < 1 or x.shape[-1] != input_size:
-        raise ValueError(
-            f"{fn}: x must have shape (*B, I) with I = {input_size}; got {tuple(x.shape)}"
-        )
-    _checks.check_shape(fn, "h", h, (*x.shape[:-1], hidden), "(*B, H), B from x,")
+    h, x = _checks.check_cell_inputs(fn, h, x, input_size, hidden)
     dtype = compute_dtype(h, x, *jax.tree.leaves(params))
     acc = jnp.promote_types(dtype, jnp.float32)
     a, b = _gates(params, x.astype(dtype), acc)

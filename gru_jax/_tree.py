@@ -1,4 +1,4 @@
-"""The parameter-tree layout shared by the Flax wrappers (linen and NNX).
+"""What the Flax wrappers (linen and NNX) share: the parameter-tree layout and the cell step.
 
 A cell's tree is ``{"w_x", "w_h", "b_x", "b_h"}``, the fields of :class:`GRUParams`. A stack's
 tree is ``{"layer_0": {"forward": cell_tree, "backward": cell_tree}, "layer_1": ...}`` with
@@ -8,11 +8,15 @@ is passed explicitly when a tree is turned back into parameters.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import jax
+import jax.numpy as jnp
 
 from gru_jax._cell import GRUParams
 from gru_jax._stack import GRUStackParams
+from gru_jax._typing import Array, DTypeLike
 
 FIELDS = ("w_x", "w_h", "b_x", "b_h")
 DIRECTIONS = ("forward", "backward")
@@ -74,3 +78,23 @@ def tree_to_params(tree: Mapping[str, Any], *, reset_after: bool) -> GRUParams |
             tuple(tree_to_params(directions[d], reset_after=reset_after) for d in expected)
         )
     return tuple(stack)
+
+
+def cast_tree(tree: Any, dtype: DTypeLike | None) -> Any:
+    """Every leaf of ``tree`` as ``dtype``; ``tree`` unchanged when ``dtype`` is None."""
+    return tree if dtype is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+
+
+def cell_step(
+    step: Callable[[Any, Array, Array], Array],
+    params: Any,
+    carry: Array,
+    inputs: Array,
+    dtype: DTypeLike | None,
+) -> tuple[Array, Array]:
+    """A Flax cell's ``(carry, inputs) -> (new_carry, new_carry)`` for a pure ``step(params,
+    h, x)``, computing in ``dtype`` (None: promote). The new carry is cast to the (cast) incoming
+    carry's dtype, so that the cell is a valid scan body whatever its inputs promote to."""
+    params, carry, inputs = cast_tree((params, carry, inputs), dtype)
+    h = step(params, carry, inputs).astype(jnp.asarray(carry).dtype)
+    return h, h

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from gru_jax._cell import (
@@ -38,7 +37,7 @@ from gru_jax._mingru import (
 )
 from gru_jax._scan import check_xs
 from gru_jax._stack import gru_stack
-from gru_jax._tree import DIRECTIONS, params_to_tree, tree_to_params
+from gru_jax._tree import DIRECTIONS, cast_tree, cell_step, params_to_tree, tree_to_params
 from gru_jax._typing import Array, DTypeLike, Initializer, PRNGKey
 
 __all__ = ["GRU", "GRUCell", "MinGRU", "MinGRUCell", "params_to_tree", "tree_to_params"]
@@ -73,11 +72,22 @@ def _declare_params(
     )
 
 
-def _cast(tree: Any, dtype: DTypeLike | None) -> Any:
-    return tree if dtype is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+class _CarryCell:
+    """``initialize_carry`` and ``num_feature_axes`` of a cell with the fields ``features``,
+    ``dtype``, ``param_dtype`` and ``carry_init``."""
+
+    @nn.nowrap
+    def initialize_carry(self, rng: PRNGKey, input_shape: tuple[int, ...]) -> Array:
+        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``, from ``carry_init``."""
+        dtype = self.param_dtype if self.dtype is None else self.dtype
+        return self.carry_init(rng, (*input_shape[:-1], self.features), dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
 
 
-class GRUCell(nn.RNNCellBase):
+class GRUCell(_CarryCell, nn.RNNCellBase):
     """One GRU step as a linen cell, ``(carry, x) -> (carry, y)`` with ``y = carry``.
 
     Works inside ``flax.linen.RNN`` and ``flax.linen.Bidirectional``. The maths is
@@ -121,20 +131,7 @@ class GRUCell(nn.RNNCellBase):
         """``carry (*B, H)``, ``inputs (*B, I)`` -> ``(new_carry, new_carry)``."""
         inputs = as_float_array("GRUCell", "inputs", inputs)
         params = _declare_params("GRUCell", self, inputs.shape[-1], self.features, self.reset_after)
-        params, carry, inputs = _cast((params, carry, inputs), self.dtype)
-        # The carry keeps its dtype, so that the cell is a valid scan body whatever it promotes.
-        h = gru_cell(params, carry, inputs).astype(jnp.asarray(carry).dtype)
-        return h, h
-
-    @nn.nowrap
-    def initialize_carry(self, rng: PRNGKey, input_shape: tuple[int, ...]) -> Array:
-        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``, from ``carry_init``."""
-        dtype = self.param_dtype if self.dtype is None else self.dtype
-        return self.carry_init(rng, (*input_shape[:-1], self.features), dtype)
-
-    @property
-    def num_feature_axes(self) -> int:
-        return 1
+        return cell_step(gru_cell, params, carry, inputs, self.dtype)
 
 
 class _CellParams(nn.Module):
@@ -241,7 +238,7 @@ class GRU(nn.Module):
             for layer in range(num_layers)
         )
         use_dropout = not deterministic and self.dropout_rate > 0 and num_layers > 1
-        params, xs, initial_carry = _cast((params, xs, initial_carry), self.dtype)
+        params, xs, initial_carry = cast_tree((params, xs, initial_carry), self.dtype)
         ys, h_n = gru_stack(
             params,
             xs,
@@ -270,7 +267,7 @@ def _declare_mingru_params(module: nn.Module, input_size: int, features: int) ->
     )
 
 
-class MinGRUCell(nn.RNNCellBase):
+class MinGRUCell(_CarryCell, nn.RNNCellBase):
     """One minGRU step as a linen cell, ``(carry, x) -> (carry, y)`` with ``y = carry``.
 
     For ``flax.linen.RNN`` and step-by-step use (streaming, sampling). Over whole sequences,
@@ -314,19 +311,7 @@ class MinGRUCell(nn.RNNCellBase):
         """``carry (*B, H)``, ``inputs (*B, I)`` -> ``(new_carry, new_carry)``."""
         inputs = as_float_array("MinGRUCell", "inputs", inputs)
         params = _declare_mingru_params(self, inputs.shape[-1], self.features)
-        params, carry, inputs = _cast((params, carry, inputs), self.dtype)
-        h = mingru_cell(params, carry, inputs).astype(jnp.asarray(carry).dtype)
-        return h, h
-
-    @nn.nowrap
-    def initialize_carry(self, rng: PRNGKey, input_shape: tuple[int, ...]) -> Array:
-        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``, from ``carry_init``."""
-        dtype = self.param_dtype if self.dtype is None else self.dtype
-        return self.carry_init(rng, (*input_shape[:-1], self.features), dtype)
-
-    @property
-    def num_feature_axes(self) -> int:
-        return 1
+        return cell_step(mingru_cell, params, carry, inputs, self.dtype)
 
 
 class MinGRU(nn.Module):
@@ -384,7 +369,7 @@ class MinGRU(nn.Module):
         if xs.ndim < 2:
             check_xs("MinGRU", xs, -1)  # raises the core's rank error
         params = _declare_mingru_params(self, xs.shape[-1], features)
-        params, xs, initial_carry = _cast((params, xs, initial_carry), self.dtype)
+        params, xs, initial_carry = cast_tree((params, xs, initial_carry), self.dtype)
         ys, h_last = mingru(
             params,
             xs,

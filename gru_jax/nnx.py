@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 from flax.nnx.nn.recurrent import RNNCellBase
@@ -45,14 +44,45 @@ from gru_jax._mingru import (
 )
 from gru_jax._mingru import check_params as check_mingru_params
 from gru_jax._stack import GRUStackParams, check_stack, gru_stack
-from gru_jax._tree import DIRECTIONS, FIELDS, params_to_tree, tree_to_params
+from gru_jax._tree import (
+    DIRECTIONS,
+    FIELDS,
+    cast_tree,
+    cell_step,
+    params_to_tree,
+    tree_to_params,
+)
 from gru_jax._typing import Array, DTypeLike, Initializer
 
 __all__ = ["GRU", "GRUCell", "MinGRU", "MinGRUCell", "params_to_tree", "tree_to_params"]
 
 
-def _cast(tree: Any, dtype: DTypeLike | None) -> Any:
-    return tree if dtype is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+class _CarryCell:
+    """``initialize_carry`` and ``num_feature_axes`` of a cell with the attributes
+    ``hidden_features``, ``dtype`` and ``param_dtype``."""
+
+    def initialize_carry(
+        self,
+        input_shape: tuple[int, ...],
+        rngs: nnx.Rngs | nnx.RngStream | None = None,
+        carry_init: Initializer | None = None,
+    ) -> Array:
+        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``: zeros, or ``carry_init``'s."""
+        shape = (*input_shape[:-1], self.hidden_features)
+        dtype = self.param_dtype if self.dtype is None else self.dtype
+        if carry_init is None:
+            return jnp.zeros(shape, dtype)
+        if isinstance(rngs, nnx.Rngs):
+            rngs = rngs.carry
+        if rngs is None:
+            raise ValueError(
+                f"{type(self).__name__}.initialize_carry: carry_init needs rngs; got rngs=None"
+            )
+        return carry_init(rngs(), shape, dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
 
 
 class _CellParams(nnx.Module):
@@ -104,7 +134,7 @@ class _CellParams(nnx.Module):
             getattr(self, name)[...] = getattr(params, name)
 
 
-class GRUCell(_CellParams, RNNCellBase):
+class GRUCell(_CellParams, _CarryCell, RNNCellBase):
     """One GRU step as an NNX cell, ``(carry, x) -> (carry, y)`` with ``y = carry``.
 
     Works inside ``flax.nnx.RNN``. The maths is :func:`gru_jax.gru_cell`'s: ``z`` weights the
@@ -162,31 +192,7 @@ class GRUCell(_CellParams, RNNCellBase):
     def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
         """``carry (*B, H)``, ``inputs (*B, I)`` -> ``(new_carry, new_carry)``."""
         inputs = as_float_array("GRUCell", "inputs", inputs)
-        params, carry, inputs = _cast((self.gru_params, carry, inputs), self.dtype)
-        # The carry keeps its dtype, so that the cell is a valid scan body whatever it promotes.
-        h = gru_cell(params, carry, inputs).astype(jnp.asarray(carry).dtype)
-        return h, h
-
-    def initialize_carry(
-        self,
-        input_shape: tuple[int, ...],
-        rngs: nnx.Rngs | nnx.RngStream | None = None,
-        carry_init: Initializer | None = None,
-    ) -> Array:
-        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``: zeros, or ``carry_init``'s."""
-        shape = (*input_shape[:-1], self.hidden_features)
-        dtype = self.param_dtype if self.dtype is None else self.dtype
-        if carry_init is None:
-            return jnp.zeros(shape, dtype)
-        if isinstance(rngs, nnx.Rngs):
-            rngs = rngs.carry
-        if rngs is None:
-            raise ValueError("GRUCell.initialize_carry: carry_init needs rngs; got rngs=None")
-        return carry_init(rngs(), shape, dtype)
-
-    @property
-    def num_feature_axes(self) -> int:
-        return 1
+        return cell_step(gru_cell, self.gru_params, carry, inputs, self.dtype)
 
 
 class _Layer(nnx.Module):
@@ -316,7 +322,7 @@ class GRU(nnx.Module):
         """
         deterministic = self.deterministic if deterministic is None else deterministic
         use_dropout = not deterministic and self.rngs is not None
-        params, xs, initial_carry = _cast((self.gru_params, xs, initial_carry), self.dtype)
+        params, xs, initial_carry = cast_tree((self.gru_params, xs, initial_carry), self.dtype)
         ys, h_n = gru_stack(
             params,
             xs,
@@ -376,7 +382,7 @@ class _MinGRUParamsModule(nnx.Module):
         self.b_x[...] = params.b_x
 
 
-class MinGRUCell(_MinGRUParamsModule, RNNCellBase):
+class MinGRUCell(_MinGRUParamsModule, _CarryCell, RNNCellBase):
     """One minGRU step as an NNX cell, ``(carry, x) -> (carry, y)`` with ``y = carry``.
 
     For ``flax.nnx.RNN`` and step-by-step use; over whole sequences :class:`MinGRU` is the fast
@@ -431,30 +437,7 @@ class MinGRUCell(_MinGRUParamsModule, RNNCellBase):
     def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
         """``carry (*B, H)``, ``inputs (*B, I)`` -> ``(new_carry, new_carry)``."""
         inputs = as_float_array("MinGRUCell", "inputs", inputs)
-        params, carry, inputs = _cast((self.mingru_params, carry, inputs), self.dtype)
-        h = mingru_cell(params, carry, inputs).astype(jnp.asarray(carry).dtype)
-        return h, h
-
-    def initialize_carry(
-        self,
-        input_shape: tuple[int, ...],
-        rngs: nnx.Rngs | nnx.RngStream | None = None,
-        carry_init: Initializer | None = None,
-    ) -> Array:
-        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``: zeros, or ``carry_init``'s."""
-        shape = (*input_shape[:-1], self.hidden_features)
-        dtype = self.param_dtype if self.dtype is None else self.dtype
-        if carry_init is None:
-            return jnp.zeros(shape, dtype)
-        if isinstance(rngs, nnx.Rngs):
-            rngs = rngs.carry
-        if rngs is None:
-            raise ValueError("MinGRUCell.initialize_carry: carry_init needs rngs; got rngs=None")
-        return carry_init(rngs(), shape, dtype)
-
-    @property
-    def num_feature_axes(self) -> int:
-        return 1
+        return cell_step(mingru_cell, self.mingru_params, carry, inputs, self.dtype)
 
 
 class MinGRU(_MinGRUParamsModule):
@@ -525,7 +508,7 @@ class MinGRU(_MinGRUParamsModule):
 
         ``initial_carry`` is ``h0 (*B, H)`` (zeros when ``None``).
         """
-        params, xs, initial_carry = _cast((self.mingru_params, xs, initial_carry), self.dtype)
+        params, xs, initial_carry = cast_tree((self.mingru_params, xs, initial_carry), self.dtype)
         ys, h_last = mingru(
             params,
             xs,
