@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gru_jax.tasks import TASK_NAMES, charlm, get_task, seq2seq
+from gru_jax.tasks import TASK_NAMES, Splits, charlm, get_task, seq2seq
 from gru_jax.tasks.charlm import VOCAB, CharLM, CharLMData
 from gru_jax.tasks.seq2seq import BOS, EOS, PAD, Seq2Seq, Seq2SeqData
 
@@ -61,13 +61,15 @@ def test_windows_shapes_dtypes_and_determinism():
 
 
 def test_unigram_baseline_against_character_counts():
-    eval_source = charlm.TASK.make_source(SMALL_TEXT, 7)
-    train_text = charlm.generate_text(SMALL_TEXT.corpus_chars, charlm.UNIGRAM_SEED)
+    splits = Splits(
+        SMALL_TEXT, charlm.TASK.make_source(SMALL_TEXT, 3), charlm.TASK.make_source(SMALL_TEXT, 7)
+    )
+    train_text = charlm.generate_text(SMALL_TEXT.corpus_chars, 3)
     eval_text = charlm.generate_text(SMALL_TEXT.corpus_chars, 7)
     counts = collections.Counter(train_text)
     total = len(train_text) + len(VOCAB)  # add-one smoothing over the vocabulary
     expected = -sum(math.log2((counts[c] + 1) / total) for c in eval_text) / len(eval_text)
-    assert charlm.TASK.baseline(SMALL_TEXT, eval_source) == pytest.approx(expected, rel=1e-9)
+    assert charlm.TASK.baseline(splits) == pytest.approx(expected, rel=1e-9)
     assert 3.5 < expected < math.log2(len(VOCAB))
 
 
@@ -158,7 +160,7 @@ def test_monotone_baseline():
     accuracy = float(
         jnp.mean(seq2seq.sequence_correct(seq2seq.monotone_translation(batch, 3), batch["targets"]))
     )
-    expected = seq2seq.TASK.baseline(data, None)
+    expected = seq2seq.TASK.baseline(Splits(data, None, None))
     assert expected == pytest.approx((1 + 1 / 3 + 1 / 3 + 1 / 9 + 1 / 9) / 5)
     assert accuracy == pytest.approx(expected, abs=4 * math.sqrt(expected / 20_000))
 

@@ -77,7 +77,7 @@ def test_adding_generator():
     values = np.asarray(a["inputs"][..., 0])
     np.testing.assert_allclose(a["targets"], (values * markers).sum(1), rtol=1e-6)
     # The baseline: predicting 1 gives Var(u1 + u2) = 1/6.
-    assert get_task("adding").baseline(None, None) == pytest.approx(1 / 6)
+    assert get_task("adding").baseline(None) == pytest.approx(1 / 6)
     assert float(jnp.mean((a["targets"] - 1.0) ** 2)) == pytest.approx(1 / 6, abs=0.01)
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import importlib
 
-from gru_jax.tasks._base import Batch, Source, Task
+from gru_jax.tasks._base import Batch, Source, Splits, Task
 
 TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq")
 
-__all__ = ["TASK_NAMES", "Batch", "Source", "Task", "data_configs", "get_task"]
+__all__ = ["TASK_NAMES", "Batch", "Source", "Splits", "Task", "data_configs", "get_task"]
 
 
 def get_task(name: str) -> Task:

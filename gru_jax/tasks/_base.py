@@ -26,6 +26,16 @@ class Source:
 
 
 @dataclasses.dataclass(frozen=True)
+class Splits:
+    """What a task's ``baseline`` and ``report`` see: the run's data config and both streams
+    (``train`` from the config's seed, ``eval`` from the next seed)."""
+
+    config: Any
+    train: Source
+    eval: Source
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
     """A synthetic sequence task.
 
@@ -41,10 +51,12 @@ class Task:
       loss: ``(outputs, batch) -> scalar`` training loss, from the model's outputs.
       metric_sums: ``(model, params, batch) -> (sum, count)``; the metric over a set of batches
         is ``Σ sum / Σ count`` (jittable).
-      baseline: ``(data_config, source) -> float``, the value of the metric for the task's
-        trivial predictor, stated in the summary.
-      report: optional ``(model, params, source, key, workdir) -> dict`` run once at the end:
-        plots of predictions, generated samples; its dict goes into ``summary.json``.
+      baseline: ``(splits) -> float``, the value of the metric for the task's trivial
+        predictor (fitted on ``splits.train`` where it needs fitting, measured on
+        ``splits.eval``), stated in the summary.
+      report: optional ``(model, params, splits, key, workdir) -> dict`` run once at the end:
+        plots of predictions on ``splits.eval``, generated samples; its dict goes into
+        ``summary.json``.
     """
 
     name: str
@@ -55,8 +67,8 @@ class Task:
     make_model: Callable[[Any, Any], nn.Module]
     loss: Callable[[Any, Batch], Array]
     metric_sums: Callable[[nn.Module, Params, Batch], tuple[Array, Array]]
-    baseline: Callable[[Any, Source], float]
-    report: Callable[[nn.Module, Params, Source, PRNGKey, Path], dict[str, Any]] | None = None
+    baseline: Callable[[Splits], float]
+    report: Callable[[nn.Module, Params, Splits, PRNGKey, Path], dict[str, Any]] | None = None
 
 
 GRU_FIELDS = ("hidden_size", "num_layers", "reset_after", "dropout_rate", "unroll")

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,10 +82,10 @@ def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array
     return jnp.sum(errors), jnp.asarray(errors.size, jnp.float32)
 
 
-def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]:
+def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
     from gru_jax.train.plots import scatter_plot
 
-    batch = source.batch(key, 256)
+    batch = data.eval.batch(key, 256)
     predictions = model.apply(params, batch)
     scatter_plot(
         workdir / "plots" / "predictions.png",
@@ -107,6 +107,6 @@ TASK = Task(
     make_model=_make_model,
     loss=_loss,
     metric_sums=_metric_sums,
-    baseline=lambda data, source: 2.0 / 12.0,
+    baseline=lambda data: 2.0 / 12.0,
     report=_report,
 )

@@ -16,11 +16,10 @@ same for every seed.
 
 Metric: bits per character on the evaluation corpus (cross-entropy / ln 2; lower is better).
 Baseline: the unigram model's bits per character on the evaluation corpus, ≈ 4.16, with character
-frequencies counted on the corpus of the reference seed :data:`UNIGRAM_SEED` (0: the training
-corpus of the configs' seed; add-one smoothed). For scale, the grammar's random decisions carry
-≈ 0.78 bits per character (:func:`derivation_bits_per_char`, an upper bound on the text's entropy
-rate). At the end the model writes samples, one character at a time from its carry, to
-``samples.txt``.
+frequencies counted on the training corpus (add-one smoothed). For scale, the grammar's random
+decisions carry ≈ 0.78 bits per character (:func:`derivation_bits_per_char`, an upper bound on
+the text's entropy rate). At the end the model writes samples, one character at a time from its
+carry, to ``samples.txt``.
 """
 
 from __future__ import annotations
@@ -39,9 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
-
-UNIGRAM_SEED = 0
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 
 @dataclasses.dataclass(frozen=True)
@@ -475,7 +472,7 @@ def _make_source(data: CharLMData, seed: int) -> Source:
     def batch(key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
         return window_batch(ids, key, batch_size, data.seq_len)
 
-    return Source(batch=batch, info={"data": data, "seed": seed, "ids": ids_np})
+    return Source(batch=batch, info={"ids": ids_np})
 
 
 def _make_model(model: Any, data: CharLMData) -> nn.Module:
@@ -500,13 +497,12 @@ def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array
     return jnp.sum(bits), jnp.asarray(bits.size, jnp.float32)
 
 
-def _baseline(data: CharLMData, source: Source) -> float:
-    train_ids = corpus(data.corpus_chars, UNIGRAM_SEED)
-    return unigram_bits_per_char(train_ids, source.info["ids"])
+def _baseline(splits: Splits) -> float:
+    return unigram_bits_per_char(splits.train.info["ids"], splits.eval.info["ids"])
 
 
-def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]:
-    data: CharLMData = source.info["data"]
+def _report(model, params, splits: Splits, key, workdir: Path) -> dict[str, Any]:
+    data: CharLMData = splits.config
     texts = sample(
         model,
         params,
@@ -517,11 +513,11 @@ def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]
         num_samples=data.num_samples,
     )
     known = known_word_fraction(" ".join(texts))
-    unigram = _baseline(data, source)
+    unigram = _baseline(splits)
 
     from gru_jax.train.plots import series_plot
 
-    batch = source.batch(jax.random.fold_in(key, 1), 1024)
+    batch = splits.eval.batch(jax.random.fold_in(key, 1), 1024)
     bits = _cross_entropy(model.apply(params, batch), batch["targets"]) / math.log(2.0)
     positions = np.arange(1, data.seq_len + 1)
     series_plot(

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +103,8 @@ def baseline(data: CopyData) -> float:
     return data.copy_len * math.log(data.num_symbols) / (data.delay + 2 * data.copy_len)
 
 
-def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]:
-    batch = source.batch(key, 256)
+def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
+    batch = data.eval.batch(key, 256)
     predicted = jnp.argmax(model.apply(params, batch), axis=-1)
     copy_len = int(jnp.sum(batch["targets"][0] != 0))
     correct = predicted[:, -copy_len:] == batch["targets"][:, -copy_len:]
@@ -130,6 +130,6 @@ TASK = Task(
     make_model=_make_model,
     loss=_loss,
     metric_sums=_metric_sums,
-    baseline=lambda data, source: baseline(data),
+    baseline=lambda data: baseline(data.config),
     report=_report,
 )

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,10 +132,10 @@ def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array
     return jnp.sum(errors), jnp.asarray(errors.size, jnp.float32)
 
 
-def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]:
+def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
     from gru_jax.train.plots import series_plot
 
-    batch = source.batch(key, 3)
+    batch = data.eval.batch(key, 3)
     predicted = np.asarray(model.apply(params, batch))
     context = batch["inputs"].shape[1]
     past = np.arange(context)
@@ -165,8 +165,8 @@ TASK = Task(
     make_model=lambda model, data: ForecastModel(data.horizon, **gru_fields(model)),
     loss=lambda outputs, batch: jnp.mean((outputs - batch["targets"]) ** 2),
     metric_sums=_metric_sums,
-    baseline=lambda data, source: persistence_mse(
-        source.info["series"], data.context, data.horizon
+    baseline=lambda data: persistence_mse(
+        data.eval.info["series"], data.config.context, data.config.horizon
     ),
     report=_report,
 )

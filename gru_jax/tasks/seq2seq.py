@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.tasks._base import Batch, Source, Task, gru_fields, make_gru
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 PAD, BOS, EOS = 0, 1, 2
 NUM_SPECIAL = 3
@@ -205,7 +205,7 @@ def _make_source(data: Seq2SeqData, seed: int) -> Source:
     def batch(key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
         return seq2seq_batch(key, batch_size, data.num_symbols, data.min_len, data.max_len)
 
-    return Source(batch=batch, info={"data": data})
+    return Source(batch=batch)
 
 
 def _make_model(model: Any, data: Seq2SeqData) -> nn.Module:
@@ -235,14 +235,14 @@ def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array
     return jnp.sum(correct.astype(jnp.float32)), jnp.asarray(correct.size, jnp.float32)
 
 
-def _baseline(data: Seq2SeqData, source: Source) -> float:
-    del source
+def _baseline(splits: Splits) -> float:
+    data: Seq2SeqData = splits.config
     return monotone_baseline(data.num_symbols, data.min_len, data.max_len)
 
 
-def _report(model, params, source: Source, key, workdir: Path) -> dict[str, Any]:
-    data: Seq2SeqData = source.info["data"]
-    batch = source.batch(key, 512)
+def _report(model, params, splits: Splits, key, workdir: Path) -> dict[str, Any]:
+    data: Seq2SeqData = splits.config
+    batch = splits.eval.batch(key, 512)
     targets = batch["targets"]
     steps = targets.shape[1]
     decode = jax.jit(lambda p, s, n: greedy_decode(model, p, s, n, steps))

@@ -30,7 +30,7 @@ import yaml
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gru_jax.tasks import Source, Task, get_task
+from gru_jax.tasks import Source, Splits, Task, get_task
 from gru_jax.train.config import Config, ConfigError, TrainConfig, config_to_dict
 
 State = dict[str, Any]  # {"params": ..., "opt_state": ..., "step": int32 scalar}
@@ -374,7 +374,8 @@ def train_and_evaluate(
         metrics_file.write(
             json.dumps({"step": train.steps, f"eval_{run.task.metric}": value}) + "\n"
         )
-    baseline = float(run.task.baseline(config.data, run.eval_source))
+    splits = Splits(config.data, run.source, run.eval_source)
+    baseline = float(run.task.baseline(splits))
     target = config.target
     reached = (
         None
@@ -408,7 +409,7 @@ def train_and_evaluate(
             summary |= run.task.report(
                 run.model,
                 state["params"],
-                run.eval_source,
+                splits,
                 jax.random.fold_in(run.k_eval, 10**6),
                 workdir,
             )
