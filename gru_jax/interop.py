@@ -137,6 +137,36 @@ def _check_shape(fn: str, name: str, a: Array, expected: tuple[int, ...], layout
         )
 
 
+def _check_kernels(
+    fn: str,
+    in_name: str,
+    w_in: Array,
+    rec_name: str,
+    w_rec: Array,
+    *,
+    gates_first: bool,
+    unit: str = "H",
+) -> tuple[int, int]:
+    """Check a peer's input and recurrent kernels of three gate blocks; return ``(I, H)``.
+
+    ``gates_first``: the torch/Equinox layout, ``w_rec (3H, H)`` and ``w_in (3H, I)``; else
+    ``w_rec (H, 3H)`` and ``w_in (I, 3H)``. ``unit`` is the hidden size's letter in messages.
+    """
+    g = 0 if gates_first else 1  # the axis of the gate blocks
+    rec_layout = f"(3{unit}, {unit})" if gates_first else f"({unit}, 3{unit})"
+    if w_rec.ndim != 2 or w_rec.shape[g] != 3 * w_rec.shape[1 - g]:
+        raise ValueError(f"{fn}: {rec_name} must have shape {rec_layout}; got {tuple(w_rec.shape)}")
+    hidden = w_rec.shape[1 - g]
+    if w_in.ndim != 2 or w_in.shape[g] != 3 * hidden:
+        layout = (
+            f"(3{unit}, I) = ({3 * hidden}, I)"
+            if gates_first
+            else f"(I, 3{unit}) = (I, {3 * hidden})"
+        )
+        raise ValueError(f"{fn}: {in_name} must have shape {layout}; got {tuple(w_in.shape)}")
+    return w_in.shape[1 - g], hidden
+
+
 def _check_keys(fn: str, name: str, mapping: object, expected: set[str]) -> Mapping[str, Any]:
     if not isinstance(mapping, Mapping):
         raise TypeError(
@@ -326,16 +356,9 @@ def from_torch(state_dict: Mapping[str, Any], *, prefix: str = "") -> GRUStackPa
     def get(name: str, layer: int, d: int) -> tuple[str, Array]:
         return f"state_dict[{prefix + _torch_key(name, layer, d)!r}]", entries[(name, layer, d)]
 
-    label, w_hh0 = get("weight_hh", 0, 0)
-    if w_hh0.ndim != 2 or w_hh0.shape[0] != 3 * w_hh0.shape[1]:
-        raise ValueError(f"{fn}: {label} must have shape (3H, H); got {tuple(w_hh0.shape)}")
-    hidden = w_hh0.shape[1]
-    label, w_ih0 = get("weight_ih", 0, 0)
-    if w_ih0.ndim != 2 or w_ih0.shape[0] != 3 * hidden:
-        raise ValueError(
-            f"{fn}: {label} must have shape (3H, I) = ({3 * hidden}, I); got {tuple(w_ih0.shape)}"
-        )
-    input_size = w_ih0.shape[1]
+    input_size, hidden = _check_kernels(
+        fn, *get("weight_ih", 0, 0), *get("weight_hh", 0, 0), gates_first=True
+    )
 
     layers = []
     for layer in range(num_layers):
@@ -628,16 +651,9 @@ def from_flax_nnx(cell: Any) -> GRUParams:
             f"{fn}: cell.dense_h has a bias; flax.nnx.GRUCell's dense_h has none, so this is "
             "not a flax.nnx.GRUCell this converter knows"
         )
-    if w_h.ndim != 2 or w_h.shape[1] != 3 * w_h.shape[0]:
-        raise ValueError(
-            f"{fn}: cell.dense_h.kernel must have shape (H, 3H); got {tuple(w_h.shape)}"
-        )
-    hidden = w_h.shape[0]
-    if w_i.ndim != 2 or w_i.shape[1] != 3 * hidden:
-        raise ValueError(
-            f"{fn}: cell.dense_i.kernel must have shape (I, 3H) = (I, {3 * hidden}); "
-            f"got {tuple(w_i.shape)}"
-        )
+    _, hidden = _check_kernels(
+        fn, "cell.dense_i.kernel", w_i, "cell.dense_h.kernel", w_h, gates_first=False
+    )
     if b_i is None:
         b_i = jnp.zeros((3 * hidden,), w_i.dtype)
     b_i = _as_array(fn, "cell.dense_i.bias", b_i)
@@ -765,17 +781,15 @@ def from_keras(weights: Sequence[Any], *, reset_after: bool) -> GRUParams:
         )
     kernel = _as_array(fn, "weights[0] (kernel)", weights[0])
     recurrent = _as_array(fn, "weights[1] (recurrent_kernel)", weights[1])
-    if recurrent.ndim != 2 or recurrent.shape[1] != 3 * recurrent.shape[0]:
-        raise ValueError(
-            f"{fn}: weights[1] (recurrent_kernel) must have shape (U, 3U); "
-            f"got {tuple(recurrent.shape)}"
-        )
-    units = recurrent.shape[0]
-    if kernel.ndim != 2 or kernel.shape[1] != 3 * units:
-        raise ValueError(
-            f"{fn}: weights[0] (kernel) must have shape (I, 3U) = (I, {3 * units}); "
-            f"got {tuple(kernel.shape)}"
-        )
+    _, units = _check_kernels(
+        fn,
+        "weights[0] (kernel)",
+        kernel,
+        "weights[1] (recurrent_kernel)",
+        recurrent,
+        gates_first=False,
+        unit="U",
+    )
     if len(weights) == 3:
         bias = _as_array(fn, "weights[2] (bias)", weights[2])
         expected, layout = ((2, 3 * units), "(2, 3U)") if reset_after else ((3 * units,), "(3U,)")
@@ -895,14 +909,7 @@ def from_haiku(params: Mapping[str, Any]) -> GRUParams:
     w_i = _as_array(fn, "params['w_i']", params["w_i"])
     w_h = _as_array(fn, "params['w_h']", params["w_h"])
     b = _as_array(fn, "params['b']", params["b"])
-    if w_h.ndim != 2 or w_h.shape[1] != 3 * w_h.shape[0]:
-        raise ValueError(f"{fn}: params['w_h'] must have shape (H, 3H); got {tuple(w_h.shape)}")
-    hidden = w_h.shape[0]
-    if w_i.ndim != 2 or w_i.shape[1] != 3 * hidden:
-        raise ValueError(
-            f"{fn}: params['w_i'] must have shape (I, 3H) = (I, {3 * hidden}); "
-            f"got {tuple(w_i.shape)}"
-        )
+    _, hidden = _check_kernels(fn, "params['w_i']", w_i, "params['w_h']", w_h, gates_first=False)
     _check_shape(fn, "params['b']", b, (3 * hidden,), "(3H,)")
     return GRUParams(w_x=w_i, w_h=w_h, b_x=b, b_h=jnp.zeros_like(b), reset_after=False)
 
@@ -972,14 +979,7 @@ def from_equinox(cell: Any) -> GRUParams:
             )
     w_ih = _as_array(fn, "cell.weight_ih", cell.weight_ih)
     w_hh = _as_array(fn, "cell.weight_hh", cell.weight_hh)
-    if w_hh.ndim != 2 or w_hh.shape[0] != 3 * w_hh.shape[1]:
-        raise ValueError(f"{fn}: cell.weight_hh must have shape (3H, H); got {tuple(w_hh.shape)}")
-    hidden = w_hh.shape[1]
-    if w_ih.ndim != 2 or w_ih.shape[0] != 3 * hidden:
-        raise ValueError(
-            f"{fn}: cell.weight_ih must have shape (3H, I) = ({3 * hidden}, I); "
-            f"got {tuple(w_ih.shape)}"
-        )
+    _, hidden = _check_kernels(fn, "cell.weight_ih", w_ih, "cell.weight_hh", w_hh, gates_first=True)
     zeros = jnp.zeros((3 * hidden,), w_ih.dtype)
     bias = zeros if cell.bias is None else _as_array(fn, "cell.bias", cell.bias)
     _check_shape(fn, "cell.bias", bias, (3 * hidden,), "(3H,)")

@@ -587,6 +587,15 @@ def test_haiku_bad_input():
         ValueError, match=r"params\['b'\] must have shape \(3H,\) = \(12,\); got \(2, 12\)"
     ):
         interop.from_haiku({**good, "b": jnp.zeros((2, 12))})
+    with pytest.raises(
+        ValueError, match=r"from_haiku: params\['w_h'\] must have shape \(H, 3H\); got \(4, 9\)"
+    ):
+        interop.from_haiku({**good, "w_h": jnp.zeros((4, 9))})
+    with pytest.raises(
+        ValueError,
+        match=r"from_haiku: params\['w_i'\] must have shape \(I, 3H\) = \(I, 12\); got \(3, 9\)",
+    ):
+        interop.from_haiku({**good, "w_i": jnp.zeros((3, 9))})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -658,6 +667,16 @@ def test_equinox_without_bias_and_bad_input(eqx):
         interop.to_equinox(rand_params(0, input_size=2), no_bias)
     with pytest.raises(TypeError, match=r"cell must be an equinox.nn.GRUCell .*got int"):
         interop.from_equinox(3)
+    full = eqx.nn.GRUCell(I, H, key=jax.random.key(0))
+    with pytest.raises(
+        ValueError, match=r"from_equinox: cell.weight_hh must have shape \(3H, H\); got \(12, 5\)"
+    ):
+        interop.from_equinox(eqx.tree_at(lambda c: c.weight_hh, full, jnp.zeros((12, 5))))
+    with pytest.raises(
+        ValueError,
+        match=r"from_equinox: cell.weight_ih must have shape \(3H, I\) = \(12, I\); got \(9, 3\)",
+    ):
+        interop.from_equinox(eqx.tree_at(lambda c: c.weight_ih, full, jnp.zeros((9, 3))))
 
 
 # ------------------------------------------------------------------------------------------------
