@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo core-demo test lint clean
+.PHONY: demo core-demo test lint typecheck docs linkcheck clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,12 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,examples]'
-	touch $@ $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,examples,docs]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-docs
+
+$(VENV)/.installed-docs: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
 
 # The main job: train the adding problem from configs/adding.yaml into runs/adding/.
 demo: $(VENV)/.installed
@@ -34,5 +38,18 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
 
+# The public API type-checks cleanly (mypy; the files and settings are in pyproject.toml).
+typecheck: $(VENV)/.installed-test
+	$(PY) -m mypy
+
+# The docs site: HTML into docs/_build/html, every warning an error.
+docs: $(VENV)/.installed-docs
+	$(VENV)/bin/sphinx-build -b html -W --keep-going -q docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
+# Every link of the built site: internal ones (pages, anchors, files) must resolve.
+linkcheck: $(VENV)/.installed-docs
+	$(VENV)/bin/sphinx-build -b linkcheck -W --keep-going -q docs docs/_build/linkcheck
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache docs/_build

@@ -17,6 +17,8 @@ from pathlib import Path
 
 PROG = "gru-jax"
 
+__all__ = ["main"]
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit code 2, no usage dump

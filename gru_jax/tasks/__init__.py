@@ -15,20 +15,70 @@ from __future__ import annotations
 
 import importlib
 
-from gru_jax.tasks._base import Batch, Source, Splits, Task
+from gru_jax.tasks._base import Batch, Source, Splits, Task, make_gru
 
 TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq")
+"""The built-in tasks, one module of :mod:`gru_jax.tasks` each."""
 
-__all__ = ["TASK_NAMES", "Batch", "Source", "Splits", "Task", "data_configs", "get_task"]
+_REGISTERED: dict[str, Task] = {}
+
+__all__ = [
+    "TASK_NAMES",
+    "Batch",
+    "Source",
+    "Splits",
+    "Task",
+    "data_configs",
+    "get_task",
+    "make_gru",
+    "register_task",
+    "task_names",
+]
+
+
+def register_task(task: Task) -> Task:
+    """Make ``task`` trainable by its name, in this process, like a built-in task.
+
+    After ``register_task(task)``, a config whose ``task`` is ``task.name`` is parsed with
+    ``task.data_config`` for its ``data`` section and trained by
+    :func:`gru_jax.train.train_and_evaluate`. Registering the same name again replaces the
+    earlier task; the built-in names cannot be taken.
+
+    Args:
+      task: the :class:`Task` to register.
+
+    Returns:
+      ``task``, so that ``TASK = register_task(Task(...))`` reads as a declaration.
+
+    Raises:
+      TypeError: if ``task`` is not a :class:`Task`.
+      ValueError: if ``task.name`` is a built-in task's name.
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"register_task: task must be a Task; got {type(task).__name__}")
+    if task.name in TASK_NAMES:
+        raise ValueError(
+            f"register_task: task.name must not be a built-in task's name {list(TASK_NAMES)}; "
+            f"got {task.name!r}"
+        )
+    _REGISTERED[task.name] = task
+    return task
+
+
+def task_names() -> tuple[str, ...]:
+    """The names of every task that can be trained: the built-in ones, then the registered ones."""
+    return TASK_NAMES + tuple(_REGISTERED)
 
 
 def get_task(name: str) -> Task:
-    """The :class:`Task` called ``name``."""
+    """The :class:`Task` called ``name``: a built-in task or one given to :func:`register_task`."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
     if name not in TASK_NAMES:
-        raise ValueError(f"unknown task {name!r}; expected one of {list(TASK_NAMES)}")
+        raise ValueError(f"unknown task {name!r}; expected one of {list(task_names())}")
     return importlib.import_module(f"gru_jax.tasks.{name}").TASK
 
 
 def data_configs() -> dict[str, type]:
     """Each task's ``data`` section dataclass, by task name."""
-    return {name: get_task(name).data_config for name in TASK_NAMES}
+    return {name: get_task(name).data_config for name in task_names()}

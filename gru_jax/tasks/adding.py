@@ -83,7 +83,7 @@ def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array
 
 
 def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
-    from gru_jax.train.plots import scatter_plot
+    from gru_jax.train._plots import scatter_plot
 
     batch = data.eval.batch(key, 256)
     predictions = model.apply(params, batch)

@@ -515,7 +515,7 @@ def _report(model, params, splits: Splits, key, workdir: Path) -> dict[str, Any]
     known = known_word_fraction(" ".join(texts))
     unigram = _baseline(splits)
 
-    from gru_jax.train.plots import series_plot
+    from gru_jax.train._plots import series_plot
 
     batch = splits.eval.batch(jax.random.fold_in(key, 1), 1024)
     bits = _cross_entropy(model.apply(params, batch), batch["targets"]) / math.log(2.0)

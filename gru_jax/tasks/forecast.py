@@ -133,7 +133,7 @@ def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array
 
 
 def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
-    from gru_jax.train.plots import series_plot
+    from gru_jax.train._plots import series_plot
 
     batch = data.eval.batch(key, 3)
     predicted = np.asarray(model.apply(params, batch))

@@ -254,7 +254,7 @@ def _report(model, params, splits: Splits, key, workdir: Path) -> dict[str, Any]
         for n in range(data.min_len, data.max_len + 1)
         if (lengths == n).any()
     }
-    from gru_jax.train.plots import series_plot
+    from gru_jax.train._plots import series_plot
 
     series_plot(
         workdir / "plots" / "accuracy_by_length.png",

@@ -1,14 +1,20 @@
-"""Training: configs, the generic Optax loop with Orbax checkpoints, plots and the CLI."""
+"""Training: typed configs, the generic Optax loop with Orbax checkpoints, and plots.
 
-from gru_jax.train.config import (
+:func:`train_and_evaluate` trains any task of :mod:`gru_jax.tasks` (built in, or added with
+:func:`gru_jax.tasks.register_task`) from a :class:`Config`; the ``gru-jax`` command
+(:mod:`gru_jax.cli`) is a thin layer over it.
+"""
+
+from gru_jax.train._config import (
     Config,
     ConfigError,
     ModelConfig,
     TrainConfig,
     config_to_dict,
     load_config,
+    parse_config,
 )
-from gru_jax.train.loop import (
+from gru_jax.train._loop import (
     CheckpointError,
     evaluate_checkpoint,
     make_mesh,
@@ -16,6 +22,7 @@ from gru_jax.train.loop import (
     maybe_initialize_distributed,
     train_and_evaluate,
 )
+from gru_jax.train._plots import loss_plot, scatter_plot, series_plot
 
 __all__ = [
     "CheckpointError",
@@ -26,8 +33,12 @@ __all__ = [
     "config_to_dict",
     "evaluate_checkpoint",
     "load_config",
+    "loss_plot",
     "make_mesh",
     "make_optimizer",
     "maybe_initialize_distributed",
+    "parse_config",
+    "scatter_plot",
+    "series_plot",
     "train_and_evaluate",
 ]

@@ -135,9 +135,9 @@ def parse_config(raw: dict[str, Any], data_configs: Mapping[str, type] | None = 
     if not isinstance(raw, dict):
         raise ConfigError(f"a config must be a mapping; got {type(raw).__name__}")
     if data_configs is None:
-        from gru_jax.tasks import TASK_NAMES, get_task
+        from gru_jax.tasks import get_task, task_names
 
-        names, data_config = TASK_NAMES, lambda task: get_task(task).data_config
+        names, data_config = task_names(), lambda task: get_task(task).data_config
     else:
         names, data_config = tuple(data_configs), data_configs.__getitem__
     raw = dict(raw)

@@ -1,7 +1,7 @@
 """The generic training loop: Optax, Orbax checkpoints, JSONL metrics, plots, many devices.
 
 One function, :func:`train_and_evaluate`, trains any task of :mod:`gru_jax.tasks` from a
-:class:`~gru_jax.train.config.Config`; :func:`evaluate_checkpoint` evaluates a run's latest
+:class:`~gru_jax.train.Config`; :func:`evaluate_checkpoint` evaluates a run's latest
 checkpoint on fresh data. Everything random is a function of ``(seed, step)``: step ``s`` trains
 on the batch drawn from ``fold_in(data_key, s)`` and its dropout key is
 ``fold_in(dropout_key, s)``, so a run stopped and resumed is the run straight through.
@@ -31,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gru_jax.tasks import Source, Splits, Task, get_task
-from gru_jax.train.config import Config, ConfigError, TrainConfig, config_to_dict
+from gru_jax.train._config import Config, ConfigError, TrainConfig, config_to_dict
 
 State = dict[str, Any]  # {"params": ..., "opt_state": ..., "step": int32 scalar}
 
@@ -396,7 +396,7 @@ def train_and_evaluate(
         "platform": jax.default_backend(),
     }
     try:
-        from gru_jax.train.plots import loss_plot
+        from gru_jax.train._plots import loss_plot
 
         loss_plot(
             metrics_path,
@@ -440,13 +440,3 @@ def evaluate_checkpoint(config: Config, workdir: str | Path, *, seed: int) -> di
         "step": step,
         "seed": seed,
     }
-
-
-__all__ = [
-    "Source",
-    "evaluate_checkpoint",
-    "make_mesh",
-    "make_optimizer",
-    "maybe_initialize_distributed",
-    "train_and_evaluate",
-]
