@@ -25,8 +25,13 @@ from gru_jax import _checks
 from gru_jax._typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey, Shape
 
 default_kernel_init: Initializer = jax.nn.initializers.glorot_uniform()
+"""The input kernel's initializer: Glorot uniform, drawn per gate block of shape ``(I, H)``."""
+
 default_recurrent_init: Initializer = jax.nn.initializers.orthogonal()
+"""The recurrent kernel's initializer: orthogonal, drawn per gate block of shape ``(H, H)``."""
+
 default_bias_init: Initializer = jax.nn.initializers.zeros
+"""The biases' initializer: zeros, for ``b_x`` and ``b_h`` of shape ``(3H,)``."""
 
 
 def at_least_float32(init: Initializer) -> Initializer:

@@ -518,7 +518,7 @@ def mingru(
     ``z`` weights the candidate, as in :func:`gru_jax.gru`. The gates depend on the inputs only,
     so the state follows the elementwise linear recurrence ``h_t = a_t ⊙ h_{t−1} + b_t`` with
     ``a_t = 1 − z_t``, ``b_t = z_t ⊙ h̃_t``, evaluated in the chosen ``mode`` (see
-    :mod:`gru_jax._mingru`). All modes give the same values and gradients up to rounding
+    ``mode`` below). All modes give the same values and gradients up to rounding
     (agreement to 1e-5 in float32 is tested, with ``seq_lengths`` and ``h0``).
 
     Args:

@@ -40,7 +40,8 @@ def gru(
     transpose is a reverse scan over per-step gate gradients followed by the weight gradients as
     large matmuls, so reverse mode, forward mode (``jax.jvp``), ``vmap`` and higher derivatives
     all work. How the loops are arranged (chunked input projections, stored or recomputed
-    gates) is chosen per backend and shape; see :func:`gru_jax._vjp.plan`.
+    gates) is chosen per backend and shape; see ``gru_jax._vjp.plan`` and the
+    performance guide.
 
     Args:
       params: a :class:`GRUParams`.

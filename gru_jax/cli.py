@@ -84,6 +84,16 @@ def _bench(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``gru-jax`` command with the arguments ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit code: 0 on success; a mistake in the arguments or the config prints one
+    line on stderr and gives 2 (argparse's own errors exit with 2 through ``SystemExit``).
+
+    Example:
+      >>> from gru_jax.cli import main
+      >>> main(["train", "configs/does-not-exist.yaml"])
+      2
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # every later argument belongs to the benchmark's own parser
         return _bench(argv[1:])

@@ -72,16 +72,17 @@ def _own_doc(module_name: str, name: str, obj: object) -> str | None:
         if dataclasses.is_dataclass(obj) and doc and doc.startswith(f"{obj.__name__}("):
             return None  # the signature that @dataclass writes when there is no docstring
         return doc
-    if inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isbuiltin(obj):
+    defined_here = getattr(obj, "__module__", "").startswith("gru_jax")
+    if defined_here and callable(obj):  # functions, also wrapped ones (functools.cache)
         return obj.__doc__
     from sphinx.pycode import ModuleAnalyzer
 
-    for candidate in (module_name, getattr(obj, "__module__", None)):
-        if candidate:
-            docs = ModuleAnalyzer.for_module(candidate).find_attr_docs()
-            lines = docs.get(("", name))
-            if lines:
-                return "\n".join(lines)
+    # A re-exported constant or alias is documented where it is defined: look there too.
+    every_module = [info.name for info in pkgutil.walk_packages(gru_jax.__path__, "gru_jax.")]
+    for candidate in [module_name, *every_module]:
+        lines = ModuleAnalyzer.for_module(candidate).find_attr_docs().get(("", name))
+        if lines and getattr(importlib.import_module(candidate), name, None) is obj:
+            return "\n".join(lines)
     return None
 
 

@@ -13,6 +13,8 @@ from gru_jax._typing import Array, PRNGKey
 from gru_jax.linen import GRU
 
 Batch = Mapping[str, Array]
+"""A batch of a task: named arrays (e.g. ``inputs``, ``targets``, ``lengths``), batch-major."""
+
 Params = Any
 
 

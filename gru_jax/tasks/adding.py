@@ -21,6 +21,12 @@ from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gr
 
 @dataclasses.dataclass(frozen=True)
 class AddingData:
+    """The ``data:`` section of an adding config.
+
+    Attributes:
+      seq_len: ``T``, the sequence length; the marked values lie one in each half.
+    """
+
     seq_len: int = 100  # T
 
 
@@ -98,6 +104,8 @@ def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
     return {}
 
 
+__all__ = ["TASK", "AddingData", "AddingModel", "adding_batch"]
+
 TASK = Task(
     name="adding",
     data_config=AddingData,
@@ -110,3 +118,4 @@ TASK = Task(
     baseline=lambda data: 2.0 / 12.0,
     report=_report,
 )
+"""The adding problem as a :class:`~gru_jax.tasks.Task`: metric ``mse``, baseline 2/12."""

@@ -43,6 +43,17 @@ from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gr
 
 @dataclasses.dataclass(frozen=True)
 class CharLMData:
+    """The ``data:`` section of a charlm config.
+
+    Attributes:
+      corpus_chars: characters of generated text per seed (training and evaluation corpora).
+      seq_len: ``T``, characters per training window.
+      prompt: the text every generated sample starts from.
+      sample_chars: characters generated per sample at the end of training.
+      num_samples: how many samples to generate.
+      sample_temperature: the softmax temperature of sampling; 0 samples greedily.
+    """
+
     corpus_chars: int = 200_000  # characters of generated text per seed
     seq_len: int = 64  # T: characters per training window
     prompt: str = "the "  # the samples' beginning
@@ -176,7 +187,7 @@ LEXICON = _lexicon()
 """Every word the grammar can write."""
 
 VOCAB = "".join(sorted(set("".join(LEXICON)) | set(" ,.?")))
-"""The characters, in token order: space, punctuation, then the letters the lexicon uses."""
+"""The characters in token order (space, punctuation, then the letters the lexicon uses)."""
 
 _CHAR_TO_ID = {c: i for i, c in enumerate(VOCAB)}
 
@@ -545,6 +556,23 @@ def _report(model, params, splits: Splits, key, workdir: Path) -> dict[str, Any]
     }
 
 
+__all__ = [
+    "LEXICON",
+    "TASK",
+    "VOCAB",
+    "CharLM",
+    "CharLMData",
+    "corpus",
+    "decode",
+    "derivation_bits_per_char",
+    "encode",
+    "generate_text",
+    "known_word_fraction",
+    "sample",
+    "unigram_bits_per_char",
+    "window_batch",
+]
+
 TASK = Task(
     name="charlm",
     data_config=CharLMData,
@@ -557,3 +585,5 @@ TASK = Task(
     baseline=_baseline,
     report=_report,
 )
+"""Character language modelling as a :class:`~gru_jax.tasks.Task`:
+metric ``bits_per_char``, baseline unigram."""

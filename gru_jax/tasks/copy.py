@@ -25,6 +25,14 @@ from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gr
 
 @dataclasses.dataclass(frozen=True)
 class CopyData:
+    """The ``data:`` section of a copy-memory config; sequences are ``delay + 2·copy_len`` long.
+
+    Attributes:
+      delay: blank steps between the symbols and the recall, the delimiter included.
+      copy_len: how many symbols to remember.
+      num_symbols: the alphabet of the symbols to remember.
+    """
+
     delay: int = 50  # blanks between the symbols and the delimiter, delimiter included
     copy_len: int = 10
     num_symbols: int = 8
@@ -121,6 +129,8 @@ def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
     }
 
 
+__all__ = ["TASK", "CopyData", "CopyModel", "baseline", "copy_batch"]
+
 TASK = Task(
     name="copy",
     data_config=CopyData,
@@ -133,3 +143,5 @@ TASK = Task(
     baseline=lambda data: baseline(data.config),
     report=_report,
 )
+"""Copy memory as a :class:`~gru_jax.tasks.Task`:
+metric ``cross_entropy`` per step, baseline the memoryless one."""

@@ -25,6 +25,18 @@ from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gr
 
 @dataclasses.dataclass(frozen=True)
 class ForecastData:
+    """The ``data:`` section of a forecast config (Mackey–Glass, τ = 17).
+
+    Attributes:
+      context: samples the model reads.
+      horizon: samples it predicts after them.
+      sample_every: time units between two samples.
+      num_series: independent series integrated per seed (windows are drawn from all of them).
+      series_len: samples per series.
+      dt: the integration step, in time units.
+      burn_in: time units integrated and discarded before the first sample.
+    """
+
     context: int = 64  # samples seen
     horizon: int = 16  # samples predicted
     sample_every: float = 3.0  # time units between samples
@@ -156,6 +168,8 @@ def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
     return {}
 
 
+__all__ = ["TASK", "ForecastData", "ForecastModel", "mackey_glass", "persistence_mse"]
+
 TASK = Task(
     name="forecast",
     data_config=ForecastData,
@@ -170,3 +184,5 @@ TASK = Task(
     ),
     report=_report,
 )
+"""Mackey–Glass forecasting as a :class:`~gru_jax.tasks.Task`:
+metric ``mse``, baseline persistence."""

@@ -31,11 +31,23 @@ import numpy as np
 from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 PAD, BOS, EOS = 0, 1, 2
+"""The special tokens (padding, beginning and end of sequence); the letters follow them."""
+
 NUM_SPECIAL = 3
+"""How many special tokens come before the letters (letter ``i`` is token ``NUM_SPECIAL + i``)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Seq2SeqData:
+    """The ``data:`` section of a seq2seq config.
+
+    Attributes:
+      num_symbols: letters in the alphabet (at most 26).
+      min_len: the shortest word.
+      max_len: the longest word.
+      num_examples: decoded examples written to ``examples.txt`` at the end of training.
+    """
+
     num_symbols: int = 16  # letters in the alphabet (at most 26)
     min_len: int = 2
     max_len: int = 10
@@ -290,6 +302,23 @@ def _report(model, params, splits: Splits, key, workdir: Path) -> dict[str, Any]
     return {"examples": examples, "accuracy_by_length": by_length}
 
 
+__all__ = [
+    "BOS",
+    "EOS",
+    "NUM_SPECIAL",
+    "PAD",
+    "TASK",
+    "Seq2Seq",
+    "Seq2SeqData",
+    "greedy_decode",
+    "monotone_baseline",
+    "monotone_translation",
+    "render",
+    "seq2seq_batch",
+    "sequence_correct",
+    "translate",
+]
+
 TASK = Task(
     name="seq2seq",
     data_config=Seq2SeqData,
@@ -302,3 +331,5 @@ TASK = Task(
     baseline=_baseline,
     report=_report,
 )
+"""Reverse-and-encipher as a :class:`~gru_jax.tasks.Task`:
+metric ``sequence_accuracy``, baseline the monotone translation."""

@@ -30,7 +30,7 @@ import yaml
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gru_jax.tasks import Source, Splits, Task, get_task
+from gru_jax.tasks import Splits, Task, get_task
 from gru_jax.train._config import Config, ConfigError, TrainConfig, config_to_dict
 
 State = dict[str, Any]  # {"params": ..., "opt_state": ..., "step": int32 scalar}
