@@ -17,7 +17,9 @@ import importlib
 import inspect
 import pkgutil
 import re
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -87,8 +89,9 @@ def _own_doc(module_name: str, name: str, obj: object) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def sphinx_objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Build the site (HTML, warnings are errors) and return its Python objects by full name."""
+def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path]:
+    """Build the site (HTML, warnings are errors); its Python objects by full name, and the
+    HTML directory."""
     from sphinx.application import Sphinx
 
     out = tmp_path_factory.mktemp("docs")
@@ -108,7 +111,49 @@ def sphinx_objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     domain = app.env.domains["py"]
     objects = {name: entry.objtype for name, entry in domain.objects.items()}
     objects.update({name: "module" for name in domain.modules})
-    return objects
+    return objects, out / "html"
+
+
+@pytest.fixture(scope="module")
+def sphinx_objects(site: tuple[dict[str, str], Path]) -> dict[str, str]:
+    return site[0]
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for key, value in attrs:
+            if key in ("id", "name") and value:
+                self.ids.add(value)
+            if key in ("href", "src") and value:
+                self.hrefs.append(value)
+
+
+@pytest.mark.slow
+def test_every_internal_link_resolves(site: tuple[dict[str, str], Path]):
+    """Every relative link of the built HTML reaches a file, and its #anchor an element there."""
+    html = site[1]
+    pages = {path: _Links() for path in html.rglob("*.html") if "_static" not in path.parts}
+    for path, links in pages.items():
+        links.feed(path.read_text())
+    broken = []
+    for path, links in pages.items():
+        for href in links.hrefs:
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:")):
+                continue
+            target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
+            if not target.exists():
+                broken.append(f"{path.relative_to(html)}: {href} (no such file)")
+            elif parts.fragment and target.suffix == ".html":
+                if parts.fragment not in pages[target].ids:
+                    broken.append(f"{path.relative_to(html)}: {href} (no such anchor)")
+    assert len(pages) > 20
+    assert not broken, "\n".join(broken)
 
 
 @pytest.mark.slow
