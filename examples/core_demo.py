@@ -1,6 +1,6 @@
 """The GRU core on random data: jit, vmap and grad, with shapes and timings.
 
-Run it with ``make demo`` or::
+Run it with ``make core-demo`` or::
 
     python examples/core_demo.py --config configs/core_demo.yaml [--set hidden_size=64 ...]
 
