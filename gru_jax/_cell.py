@@ -235,7 +235,8 @@ def compute_dtype(*dtypes: DTypeLike) -> jnp.dtype:
 
 def cast_params(params: GRUParams, dtype: jnp.dtype) -> GRUParams:
     """``params`` with every array cast to ``dtype`` (a no-op where it already is)."""
-    return jax.tree.map(lambda a: a.astype(dtype), params)
+    out: GRUParams = jax.tree.map(lambda a: a.astype(dtype), params)
+    return out
 
 
 def gru_cell(params: GRUParams, h: ArrayLike, x: ArrayLike) -> Array:

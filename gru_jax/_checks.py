@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax._typing import Array, ArrayLike
+from gru_jax._typing import Array, ArrayLike, DTypeLike
 
 
 def check_size(fn: str, name: str, value: object) -> int:
@@ -35,7 +35,7 @@ def check_unroll(fn: str, unroll: object) -> int | bool:
     return check_size(fn, "unroll", unroll)
 
 
-def check_float_dtype(fn: str, name: str, dtype: object) -> jnp.dtype:
+def check_float_dtype(fn: str, name: str, dtype: DTypeLike) -> jnp.dtype:
     """Return ``dtype`` as a NumPy dtype if it is a floating-point dtype, else raise TypeError."""
     try:
         dt = jnp.dtype(dtype)
@@ -55,7 +55,13 @@ def as_float_array(fn: str, name: str, x: ArrayLike) -> Array:
     return jnp.asarray(x)
 
 
-def check_shape(fn: str, name: str, x: Array, expected: tuple[int, ...], what: str = "") -> None:
+def check_shape(
+    fn: str,
+    name: str,
+    x: Array | np.ndarray | np.generic,
+    expected: tuple[int, ...],
+    what: str = "",
+) -> None:
     """Raise ValueError unless ``x.shape == expected``; ``what`` spells the expected layout."""
     if tuple(x.shape) != tuple(expected):
         layout = f" {what}" if what else ""

@@ -237,7 +237,8 @@ def _sequential(a: Array, b: Array, h0: Array | None = None) -> Array:
 
 
 def _parallel(a: Array, b: Array) -> Array:
-    return jax.lax.associative_scan(_combine, (a, b), axis=0)[1]
+    h: Array = jax.lax.associative_scan(_combine, (a, b), axis=0)[1]
+    return h
 
 
 def _chunked(a: Array, b: Array, chunk_size: int) -> Array:
@@ -258,7 +259,7 @@ def _chunked(a: Array, b: Array, chunk_size: int) -> Array:
         return block_end[0] * h + block_end[1], h
 
     _, h_enter = jax.lax.scan(step, jnp.zeros_like(b[0, 0]), (prod[:, -1], h_local[:, -1]))
-    h = h_local + prod * h_enter[:, None]
+    h: Array = h_local + prod * h_enter[:, None]
     return h.reshape(blocks * size, *h.shape[2:])[:steps]
 
 

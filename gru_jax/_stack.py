@@ -104,6 +104,8 @@ def check_stack(fn: str, params: GRUStackParams) -> tuple[int, int, int, int]:
                     f"{fn}: params[{layer}][{d}] must map {expected_in} inputs to {hidden} "
                     f"hidden features; got input_size={i}, hidden_size={h}"
                 )
+    # Set by the first (layer, direction): params and every layer are non-empty.
+    assert num_dirs is not None and input_size is not None and hidden is not None
     return len(params), num_dirs, input_size, hidden
 
 
@@ -173,7 +175,7 @@ def gru_stack(
             f"{fn}: dropout_rate={dropout_rate} with deterministic=False needs a PRNG key; "
             "got key=None"
         )
-    dropout_keys = jax.random.split(key, num_layers) if use_dropout else None
+    dropout_keys = jax.random.split(key, num_layers) if use_dropout and key is not None else None
 
     inputs, finals = xs, []
     for layer, directions in enumerate(params):
@@ -191,6 +193,6 @@ def gru_stack(
             outputs.append(ys)
             finals.append(h_last)
         inputs = outputs[0] if num_dirs == 1 else jnp.concatenate(outputs, axis=-1)
-        if use_dropout and layer < num_layers - 1:
+        if dropout_keys is not None and layer < num_layers - 1:
             inputs = _dropout(dropout_keys[layer], dropout_rate, inputs)
     return inputs, jnp.stack(finals)

@@ -9,7 +9,7 @@ is passed explicitly when a tree is turned back into parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -65,7 +65,7 @@ def tree_to_params(tree: Mapping[str, Any], *, reset_after: bool) -> GRUParams |
             f"tree_to_params: tree must have the keys {sorted(FIELDS)} (a cell) or "
             f"layer_0 ... layer_N (a stack); got {sorted(keys)}"
         )
-    stack = []
+    stack: list[tuple[GRUParams, ...]] = []
     for name in layers:
         directions = tree[name]
         expected = DIRECTIONS[: len(directions)] if len(directions) in (1, 2) else DIRECTIONS
@@ -74,8 +74,11 @@ def tree_to_params(tree: Mapping[str, Any], *, reset_after: bool) -> GRUParams |
                 f"tree_to_params: tree[{name!r}] must have the keys ['forward'] or "
                 f"['backward', 'forward']; got {sorted(directions)}"
             )
-        stack.append(
-            tuple(tree_to_params(directions[d], reset_after=reset_after) for d in expected)
+        stack.append(  # each direction's tree is a cell's (a valid stack nests no further)
+            tuple(
+                cast(GRUParams, tree_to_params(directions[d], reset_after=reset_after))
+                for d in expected
+            )
         )
     return tuple(stack)
 

@@ -43,24 +43,30 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from gru_jax._typing import Array
+from gru_jax._typing import Array, DTypeLike
+
+Gates = tuple[Array, Array, Array]  # one array per gate, (z, r, n)
+Cell = Callable[[Array, Gates], tuple[Array, tuple[Array, ...]]]  # see _make_cell
 
 
-def _mm(a: Array, b: Array, acc) -> Array:
+def _mm(a: Array, b: Array, acc: DTypeLike) -> Array:
     return jnp.matmul(a, b, preferred_element_type=acc)
 
 
-def _is_zero(t) -> bool:
+def _is_zero(t: object) -> bool:
     return isinstance(t, SymbolicZero)
 
 
-def _split_bias(b_x: Array, b_h: Array, reset_after: bool, acc) -> tuple[Array, Array | None]:
+def _split_bias(
+    b_x: Array, b_h: Array, reset_after: bool, acc: DTypeLike
+) -> tuple[Array, Array | None]:
     """The bias added to the input projection and, for reset_after, the candidate's ``b_hn``."""
     hidden = b_h.shape[0] // 3
     b_x, b_h = b_x.astype(acc), b_h.astype(acc)
@@ -85,10 +91,11 @@ def _blocks(a: Array, hidden: int) -> tuple[Array, Array, Array]:
     ``lax.split`` rather than slicing: its transpose is a concatenation, where three slices
     transpose to three pads and two adds (a slow fusion on XLA:CPU).
     """
-    return tuple(jax.lax.split(a, (hidden,) * 3, axis=a.ndim - 1))
+    z, r, n = jax.lax.split(a, (hidden,) * 3, axis=a.ndim - 1)
+    return z, r, n
 
 
-def _project(a: Array, w: Array, acc) -> tuple[Array, Array, Array]:
+def _project(a: Array, w: Array, acc: DTypeLike) -> Gates:
     """``a @ w`` for ``a (T, N, K)`` and ``w (K, 3H)``, as one ``(T, N, H)`` array per gate.
 
     Per-step inputs of a scan are kept one array per gate: XLA:CPU does not vectorise a fused
@@ -96,33 +103,37 @@ def _project(a: Array, w: Array, acc) -> tuple[Array, Array, Array]:
     matmul is written on ``(T·N, K)`` so that its transpose, the weight gradient ``a^T ct``, is
     one plain 2-D matmul.
     """
-    return tuple(_mm_flat(a, wk, acc) for wk in _blocks(w, w.shape[1] // 3))
+    wz, wr, wn = _blocks(w, w.shape[1] // 3)
+    return _mm_flat(a, wz, acc), _mm_flat(a, wr, acc), _mm_flat(a, wn, acc)
 
 
-def _mm_flat(a: Array, w: Array, acc) -> Array:
+def _mm_flat(a: Array, w: Array, acc: DTypeLike) -> Array:
     """``a @ w`` computed on ``a`` flattened to 2-D (see :func:`_project`)."""
     return _mm(a.reshape(-1, a.shape[-1]), w, acc).reshape(*a.shape[:-1], w.shape[-1])
 
 
-def _make_cell(w_h, b_hn, *, reset_after, dt, acc):
+def _make_cell(
+    w_h: Array, b_hn: Array | None, *, reset_after: bool, dt: DTypeLike, acc: DTypeLike
+) -> Cell:
     """``cell(h, (gz, gr, gn)) -> (h_new, (h, z, r, n[, ghn]))``: one step, given the input
     projections of the three gates (biases included)."""
     hidden = w_h.shape[0]
     if reset_after:
-        w_hh = (w_h,)
+        w_hh: tuple[Array, ...] = (w_h,)
     else:
         w_hh = (w_h[:, : 2 * hidden], w_h[:, 2 * hidden :])
 
-    def cell(h, gx):
+    def cell(h: Array, gx: Gates) -> tuple[Array, tuple[Array, ...]]:
         gz, gr, gn = gx
         h_acc = h.astype(acc)
         if reset_after:
             hz, hr, hn = _blocks(_mm(h, w_hh[0], acc), hidden)  # one fused H x 3H matmul
             z = jax.nn.sigmoid(gz + hz)
             r = jax.nn.sigmoid(gr + hr)
+            assert b_hn is not None  # _split_bias gives it for reset_after
             ghn = hn + b_hn
             n = jnp.tanh(gn + r * ghn)
-            extra = (ghn,)
+            extra: tuple[Array, ...] = (ghn,)
         else:
             g = _mm(h, w_hh[0], acc)  # [z | r] first: n needs r
             hz, hr = g[..., :hidden], g[..., hidden:]
@@ -137,19 +148,30 @@ def _make_cell(w_h, b_hn, *, reset_after, dt, acc):
     return cell
 
 
-def _run_cells(cell, h0, gates_x, scan_x, mask, *, reverse, unroll, residuals, dt):
+def _run_cells(
+    cell: Cell,
+    h0: Array,
+    gates_x: Callable[[Any], Gates],
+    scan_x: Any,
+    mask: Array | None,
+    *,
+    reverse: bool,
+    unroll: int | bool,
+    residuals: bool,
+    dt: DTypeLike,
+) -> tuple[Array, Any]:
     """``lax.scan`` of ``cell`` over ``scan_x`` (``gates_x`` maps one step of it to the gate
     inputs), masked when ``mask`` is given. Returns ``(h_last, ys)`` or ``(h_last, (ys, res))``."""
     if mask is None:
 
-        def step(h, x):
+        def step(h: Array, x: Any, /) -> tuple[Array, Any]:
             h_new, res = cell(h, gates_x(x))
             return h_new, ((h_new, res) if residuals else h_new)
 
         scan_in = scan_x
     else:
 
-        def step(h, inp):
+        def step(h: Array, inp: Any, /) -> tuple[Array, Any]:
             x, valid = inp
             h_new, res = cell(h, gates_x(x))
             h_new = jnp.where(valid, h_new, h)
@@ -161,7 +183,21 @@ def _run_cells(cell, h0, gates_x, scan_x, mask, *, reverse, unroll, residuals, d
     return jax.lax.scan(step, h0, scan_in, reverse=reverse, unroll=unroll)
 
 
-def _forward(w_x, w_h, b_x, b_h, xs, h0, mask, *, reset_after, reverse, unroll, hoist, residuals):
+def _forward(
+    w_x: Array,
+    w_h: Array,
+    b_x: Array,
+    b_h: Array,
+    xs: Array,
+    h0: Array,
+    mask: Array | None,
+    *,
+    reset_after: bool,
+    reverse: bool,
+    unroll: int | bool,
+    hoist: bool,
+    residuals: bool,
+) -> tuple[Array, Array, tuple[Array, ...] | None]:
     """The forward recurrence on time-major ``xs (T, N, I)``. Returns ``(ys, h_last, res)``;
     ``res`` is None unless asked.
 
@@ -175,14 +211,16 @@ def _forward(w_x, w_h, b_x, b_h, xs, h0, mask, *, reset_after, reverse, unroll, 
     cell = _make_cell(w_h, b_hn, reset_after=reset_after, dt=dt, acc=acc)
     if hoist:  # x W_x for all steps at once, as three large matmuls
         bias_blocks = _blocks(bias, hidden)
-        scan_x = tuple(g + b for g, b in zip(_project(xs, w_x, acc), bias_blocks, strict=True))
+        scan_x: tuple[Array, ...] | Array = tuple(
+            g + b for g, b in zip(_project(xs, w_x, acc), bias_blocks, strict=True)
+        )
 
-        def gates_x(inp):
+        def gates_x(inp: Any) -> Any:
             return inp
     else:
         scan_x = xs
 
-        def gates_x(inp):
+        def gates_x(inp: Any) -> Any:
             return _blocks(_mm(inp, w_x, acc) + bias, hidden)
 
     h_last, out = _run_cells(
@@ -202,7 +240,20 @@ def _forward(w_x, w_h, b_x, b_h, xs, h0, mask, *, reset_after, reverse, unroll, 
     return out, h_last, None
 
 
-def _forward_chunked(w_x, w_h, b_x, b_h, xs, h0, lengths, *, reset_after, reverse, unroll, chunk):
+def _forward_chunked(
+    w_x: Array,
+    w_h: Array,
+    b_x: Array,
+    b_h: Array,
+    xs: Array,
+    h0: Array,
+    lengths: Array | None,
+    *,
+    reset_after: bool,
+    reverse: bool,
+    unroll: int | bool,
+    chunk: int,
+) -> tuple[Array, Array]:
     """The forward recurrence on batch-major ``xs (N, T, I)``, ``chunk`` steps at a time.
 
     Each chunk's input projection is one ``(N·chunk, I) x (I, 3H)`` matmul (instead of ``chunk``
@@ -223,11 +274,12 @@ def _forward_chunked(w_x, w_h, b_x, b_h, xs, h0, lengths, *, reset_after, revers
             lengths = jnp.full((batch,), steps, jnp.int32)
         xs = jnp.pad(xs, ((0, 0), (0, padded - steps), (0, 0)))
 
-    def body(carry, c):
+    def body(carry: tuple[Array, Array], c: Array) -> tuple[tuple[Array, Array], None]:
         h, ys = carry
         start = c * chunk
         x = jax.lax.dynamic_slice_in_dim(xs, start, chunk, axis=1)  # (N, K, I)
-        gx = _blocks(_mm_flat(x, w_x, acc) + bias, hidden)  # one (N·K, I) x (I, 3H) matmul
+        # one (N·K, I) x (I, 3H) matmul
+        gx: tuple[Array, ...] = _blocks(_mm_flat(x, w_x, acc) + bias, hidden)
         gx = tuple(jnp.swapaxes(g, 0, 1) for g in gx)  # per gate (K, N, H)
         mask = None
         if lengths is not None:
@@ -254,7 +306,14 @@ def _forward_chunked(w_x, w_h, b_x, b_h, xs, h0, lengths, *, reset_after, revers
 # ----------------------------------------------------------------------------- tangents
 
 
-def _input_tangents(primals, tangents, res, *, reset_after, acc):
+def _input_tangents(
+    primals: Sequence[Any],
+    tangents: Sequence[Any],
+    res: Sequence[Array],
+    *,
+    reset_after: bool,
+    acc: DTypeLike,
+) -> tuple[Array, ...] | None:
     """``q = (q_z, q_r, q_n)``, each ``(T, N, H)``: every tangent term of the gate
     pre-activations except those through ``dh_prev``, computed for all steps at once as large
     matmuls outside the loop. ``None`` if all of them are zero.
@@ -296,7 +355,19 @@ def _input_tangents(primals, tangents, res, *, reset_after, acc):
     )
 
 
-def _tangent_scan(w_h, q, dh0, res, mask, *, reset_after, reverse, unroll, dt, acc):
+def _tangent_scan(
+    w_h: Array,
+    q: Sequence[Array],
+    dh0: Array,
+    res: Sequence[Array],
+    mask: Array | None,
+    *,
+    reset_after: bool,
+    reverse: bool,
+    unroll: int | bool,
+    dt: DTypeLike,
+    acc: DTypeLike,
+) -> tuple[Array, Array]:
     """The linear recurrence of the state tangent. Every operation is linear in ``(q, dh)``
     with the stored gates as the only other factors, so its transpose is a clean reverse scan.
 
@@ -308,20 +379,30 @@ def _tangent_scan(w_h, q, dh0, res, mask, *, reset_after, reverse, unroll, dt, a
     # ``W^T``; XLA:CPU runs the transposed-operand form ~2x slower at small batch. The barrier
     # stops XLA from folding the transpose back into the matmul.
     if reset_after:
-        w_hh_t = (jax.lax.optimization_barrier(w_h.T),)
+        w_hh_t: tuple[Array, ...] = (jax.lax.optimization_barrier(w_h.T),)
     else:
         w_hh_t = jax.lax.optimization_barrier((w_h[:, : 2 * hidden].T, w_h[:, 2 * hidden :].T))
 
-    def mm_t(a, w_t):  # a @ w_t^T
+    def mm_t(a: Array, w_t: Array) -> Array:  # a @ w_t^T
         return jax.lax.dot_general(
             a.astype(dt), w_t, (((a.ndim - 1,), (1,)), ((), ())), preferred_element_type=acc
         )
 
-    def sig_prime(d, s):  # s (1 - s) d, written linearly in d
+    def sig_prime(d: Array, s: Array) -> Array:  # s (1 - s) d, written linearly in d
         ds = d * s
         return ds - ds * s
 
-    def cell(dh, qz, qr, qn, hprev, z, r, n, *extra):
+    def cell(
+        dh: Array,
+        qz: Array,
+        qr: Array,
+        qn: Array,
+        hprev: Array,
+        z: Array,
+        r: Array,
+        n: Array,
+        *extra: Array,
+    ) -> Array:
         hprev = hprev.astype(acc)
         if reset_after:
             (ghn,) = extra
@@ -340,14 +421,14 @@ def _tangent_scan(w_h, q, dh0, res, mask, *, reset_after, reverse, unroll, dt, a
 
     if mask is None:
 
-        def step(dh, inp):
+        def step(dh: Array, inp: Any) -> tuple[Array, Array]:
             dh_new = cell(dh, *inp)
             return dh_new, dh_new.astype(dt)
 
         scan_in = (*q, *res)
     else:
 
-        def step(dh, inp):
+        def step(dh: Array, inp: Any) -> tuple[Array, Array]:
             valid, *rest = inp
             dh_new = jnp.where(valid, cell(dh, *rest), dh)
             return dh_new, jnp.where(valid, dh_new, jnp.zeros((), acc)).astype(dt)
@@ -385,9 +466,22 @@ class Plan(NamedTuple):
     remat: bool = False
 
 
-def _primal(w_x, w_h, b_x, b_h, xs, h0, lengths, plan: Plan):
+def _primal(
+    w_x: Array,
+    w_h: Array,
+    b_x: Array,
+    b_h: Array,
+    xs: Array,
+    h0: Array,
+    lengths: Array | None,
+    plan: Plan,
+) -> tuple[Array, Array]:
     """The forward pass on batch-major ``xs (N, T, I)``: ``(ys (N, T, H), h_last (N, H))``."""
-    kw = {"reset_after": plan.reset_after, "reverse": plan.reverse, "unroll": plan.unroll}
+    kw: dict[str, Any] = {
+        "reset_after": plan.reset_after,
+        "reverse": plan.reverse,
+        "unroll": plan.unroll,
+    }
     if plan.fwd_chunk:
         return _forward_chunked(w_x, w_h, b_x, b_h, xs, h0, lengths, chunk=plan.fwd_chunk, **kw)
     xs_t = jnp.swapaxes(xs, 0, 1)
@@ -399,11 +493,29 @@ def _primal(w_x, w_h, b_x, b_h, xs, h0, lengths, plan: Plan):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(7,))
-def _scan_gru(w_x, w_h, b_x, b_h, xs, h0, lengths, plan):
+def _scan_gru(
+    w_x: Array,
+    w_h: Array,
+    b_x: Array,
+    b_h: Array,
+    xs: Array,
+    h0: Array,
+    lengths: Array | None,
+    plan: Plan,
+) -> tuple[Array, Array]:
     return _primal(w_x, w_h, b_x, b_h, xs, h0, lengths, plan)
 
 
-def _jvp_whole(primals, tangents, mask, *, reset_after, reverse, unroll, hoist):
+def _jvp_whole(
+    primals: Sequence[Array],
+    tangents: Sequence[Any],
+    mask: Array | None,
+    *,
+    reset_after: bool,
+    reverse: bool,
+    unroll: int | bool,
+    hoist: bool,
+) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     w_x, w_h, b_x, b_h, xs, h0 = primals
     dt = xs.dtype
     acc = jnp.promote_types(dt, jnp.float32)
@@ -421,6 +533,7 @@ def _jvp_whole(primals, tangents, mask, *, reset_after, reverse, unroll, hoist):
         hoist=hoist,
         residuals=True,
     )
+    assert res is not None  # residuals=True
     q = _input_tangents(primals, tangents, res, reset_after=reset_after, acc=acc)
     if q is None:
         q = (jnp.zeros(res[1].shape, acc),) * 3
@@ -441,7 +554,9 @@ def _jvp_whole(primals, tangents, mask, *, reset_after, reverse, unroll, hoist):
     return (ys, h_last), (dys, dh_last)
 
 
-def _scan_gru_jvp(plan, primals, tangents):
+def _scan_gru_jvp(
+    plan: Plan, primals: Sequence[Any], tangents: Sequence[Any]
+) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     *primals, lengths = primals
     primals, tangents = list(primals), list(tangents[:6])
     # The tangents work time-major: dxs (T, N, I), dys (T, N, H).
@@ -451,7 +566,11 @@ def _scan_gru_jvp(plan, primals, tangents):
     else:
         tangents[4] = jnp.swapaxes(tangents[4], 0, 1)
     steps = xs_t.shape[0]
-    kw = {"reset_after": plan.reset_after, "reverse": plan.reverse, "unroll": plan.unroll}
+    kw: dict[str, Any] = {
+        "reset_after": plan.reset_after,
+        "reverse": plan.reverse,
+        "unroll": plan.unroll,
+    }
     if (plan.recompute or plan.remat) and steps > 1:
         (ys, h_last), (dys, dh_last) = _jvp_recompute(
             primals, tangents, lengths, chunk=plan.train_chunk, remat=plan.remat, plan=plan, **kw
@@ -467,7 +586,17 @@ def _scan_gru_jvp(plan, primals, tangents):
 _scan_gru.defjvp(_scan_gru_jvp, symbolic_zeros=True)
 
 
-def _gates(w_x, w_h, b_x, b_h, xs, hprev, *, reset_after, acc):
+def _gates(
+    w_x: Array,
+    w_h: Array,
+    b_x: Array,
+    b_h: Array,
+    xs: Array,
+    hprev: Array,
+    *,
+    reset_after: bool,
+    acc: DTypeLike,
+) -> tuple[Array, ...]:
     """The gates of many steps at once, from their inputs and the states before them:
     ``xs (K, N, I)``, ``hprev (K, N, H)`` -> ``(z, r, n[, ghn])``, as :func:`_forward` computes
     them step by step, but as large matmuls."""
@@ -483,13 +612,25 @@ def _gates(w_x, w_h, b_x, b_h, xs, hprev, *, reset_after, acc):
     z = jax.nn.sigmoid(gz + hz)
     r = jax.nn.sigmoid(gr + hr)
     if reset_after:
+        assert b_hn is not None  # _split_bias gives it for reset_after
         ghn = hn + b_hn
         return z, r, jnp.tanh(gn + r * ghn), ghn
     rh = (r * hprev.astype(acc)).astype(dt)
     return z, r, jnp.tanh(gn + _mm_flat(rh, w_h[:, 2 * hidden :], acc))
 
 
-def _jvp_recompute(primals, tangents, lengths, *, reset_after, reverse, unroll, chunk, remat, plan):
+def _jvp_recompute(
+    primals: Sequence[Array],
+    tangents: Sequence[Any],
+    lengths: Array | None,
+    *,
+    reset_after: bool,
+    reverse: bool,
+    unroll: int | bool,
+    chunk: int,
+    remat: bool,
+    plan: Plan,
+) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     """The JVP in chunks of ``chunk`` steps whose gates are recomputed from the outputs.
 
     ``primals`` hold batch-major ``xs (N, T, I)``; ``tangents`` a time-major ``dxs (T, N, I)``.
@@ -521,7 +662,7 @@ def _jvp_recompute(primals, tangents, lengths, *, reset_after, reverse, unroll, 
     else:
         valid_next = None
 
-    def chunked(a):
+    def chunked(a: Array | None) -> Array | None:
         return None if a is None else a.reshape(num_chunks, chunk, *a.shape[1:])
 
     if not _is_zero(dxs) and padded != steps:
@@ -535,10 +676,13 @@ def _jvp_recompute(primals, tangents, lengths, *, reset_after, reverse, unroll, 
         chunked(valid_next),
     )
 
-    def time_major(a, start):  # a[:, start : start + chunk] as (chunk, N, ...)
+    def time_major(a: Array, start: Array) -> Array:
+        # a[:, start : start + chunk] as (chunk, N, ...)
         return jnp.swapaxes(jax.lax.dynamic_slice_in_dim(a, start, chunk, axis=1), 0, 1)
 
-    def body(dh, inp):
+    def body(
+        dh: Array, inp: tuple[Array, Array | None, Array | None, Array | None]
+    ) -> tuple[Array, Array]:
         c, dx, m, vn = inp
         start = c * chunk
         x, y = time_major(xs_p, start), time_major(ys_p, start)
@@ -604,17 +748,17 @@ _CPU_SMALL_STEP_FLOPS = 4e6  # below this, a step is loop-overhead bound
 
 
 def plan(
-    steps,
-    batch,
-    input_size,
-    hidden,
+    steps: int,
+    batch: int,
+    input_size: int,
+    hidden: int,
     *,
-    reset_after,
-    reverse=False,
-    unroll=1,
-    remat=False,
-    backend=None,
-):
+    reset_after: bool,
+    reverse: bool = False,
+    unroll: int | bool = 1,
+    remat: bool = False,
+    backend: str | None = None,
+) -> Plan:
     """The :class:`Plan` for a GRU over ``steps`` steps of ``batch`` sequences on ``backend``.
 
     On CPU (measured, 2 cores): the forward pass runs in chunks of about 1024 rows (``N·K``)
@@ -651,6 +795,16 @@ def plan(
     )
 
 
-def scan_gru(w_x, w_h, b_x, b_h, xs, h0, lengths=None, *, plan: Plan):
+def scan_gru(
+    w_x: Array,
+    w_h: Array,
+    b_x: Array,
+    b_h: Array,
+    xs: Array,
+    h0: Array,
+    lengths: Array | None = None,
+    *,
+    plan: Plan,
+) -> tuple[Array, Array]:
     """Run the GRU over batch-major ``xs (N, T, I)``; returns ``(ys (N, T, H), h_last (N, H))``."""
     return _scan_gru(w_x, w_h, b_x, b_h, xs, h0, lengths, plan)

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 PROG = "gru-jax"
 
@@ -21,7 +22,7 @@ __all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit code 2, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, exit code 2, no usage dump
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
 
@@ -78,9 +79,11 @@ def _bench(argv: list[str]) -> int:
         print(f"{PROG}: error: bench needs a source checkout; {path} not found", file=sys.stderr)
         return 2
     spec = importlib.util.spec_from_file_location("gru_jax_benchmarks_bench", path)
+    assert spec is not None and spec.loader is not None  # a .py file's path has both
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main(argv)
+    status: int = module.main(argv)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:

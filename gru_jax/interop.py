@@ -47,7 +47,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +56,9 @@ import numpy as np
 from gru_jax._cell import GRUParams, check_params
 from gru_jax._stack import GRUStackParams, check_stack
 from gru_jax._typing import Array
+
+if TYPE_CHECKING:  # flax is imported when a converter needs it
+    from flax import nnx
 
 __all__ = [
     "from_equinox",
@@ -106,7 +109,7 @@ def _is_torch_tensor(value: object) -> bool:
 def _torch_to_numpy(value: Any) -> np.ndarray:
     import torch  # already imported: value is a tensor
 
-    t = value.detach().cpu()
+    t: torch.Tensor = value.detach().cpu()
     if t.dtype == torch.bfloat16:  # NumPy has no bfloat16 of its own; reinterpret the bits
         return t.view(torch.int16).numpy().view(jnp.bfloat16)
     return t.numpy()
@@ -614,7 +617,7 @@ def _nnx_value(fn: str, name: str, module: object, attr: str) -> Any:
     return value.get_value() if isinstance(value, nnx.Variable) else value
 
 
-def from_flax_nnx(cell: Any) -> GRUParams:
+def from_flax_nnx(cell: nnx.GRUCell) -> GRUParams:
     """Convert a ``flax.nnx.GRUCell`` to :class:`GRUParams` (``reset_after=True``).
 
     NNX's cell has ``dense_i`` (kernel ``(I, 3H)``, bias ``(3H,)``) and ``dense_h`` (kernel
@@ -667,7 +670,7 @@ def from_flax_nnx(cell: Any) -> GRUParams:
     )
 
 
-def to_flax_nnx(params: GRUParams, cell: Any | None = None) -> Any:
+def to_flax_nnx(params: GRUParams, cell: nnx.GRUCell | None = None) -> nnx.GRUCell:
     """Convert reset-after :class:`GRUParams` to a ``flax.nnx.GRUCell``.
 
     NNX's cell has no recurrent bias. ``b_hr`` and ``b_hz`` fold into ``dense_i``'s bias
@@ -726,6 +729,7 @@ def to_flax_nnx(params: GRUParams, cell: Any | None = None) -> Any:
         )
     b_i = jnp.concatenate([b_zr, params.b_x[2 * hidden :]])
     cell.dense_i.kernel.set_value(_zrn_to_rzn(params.w_x, hidden))
+    assert cell.dense_i.bias is not None  # an nnx.GRUCell's dense_i always has a bias
     cell.dense_i.bias.set_value(_zrn_to_rzn(b_i, hidden))
     cell.dense_h.kernel.set_value(_zrn_to_rzn(params.w_h, hidden))
     return cell
@@ -1068,7 +1072,7 @@ def _entry_key(layer: int | None, direction: int | None) -> str:
     return "cell" if layer is None else f"l{layer}.d{direction}"
 
 
-def save_params(path: str | os.PathLike, params: GRUParams | GRUStackParams) -> None:
+def save_params(path: str | os.PathLike[str], params: GRUParams | GRUStackParams) -> None:
     """Save a :class:`GRUParams` or a stack to one ``.npz`` file, without pickle.
 
     The file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) with one array per weight
@@ -1098,7 +1102,7 @@ def save_params(path: str | os.PathLike, params: GRUParams | GRUStackParams) -> 
     fn = "save_params"
     if isinstance(params, GRUParams):
         check_params(fn, params)
-        entries = [(None, None, params)]
+        entries: list[tuple[int | None, int | None, GRUParams]] = [(None, None, params)]
         structure: dict[str, Any] = {"kind": "cell"}
     else:
         num_layers, num_dirs, _, _ = check_stack(fn, params)
@@ -1151,7 +1155,7 @@ def _bad_file(path: str, why: str) -> ValueError:
     return _BadFileError(f"load_params: {path!r} is not a valid gru_jax params file: {why}")
 
 
-def load_params(path: str | os.PathLike) -> GRUParams | GRUStackParams:
+def load_params(path: str | os.PathLike[str]) -> GRUParams | GRUStackParams:
     """Load what :func:`save_params` wrote, never unpickling anything.
 
     The archive is read with ``numpy.load(allow_pickle=False)``; every array's dtype and shape
@@ -1240,7 +1244,7 @@ def load_params(path: str | os.PathLike) -> GRUParams | GRUStackParams:
             raise _bad_file(path, f"unexpected arrays {sorted(raw)}")
         if meta["kind"] == "cell":
             result: GRUParams | GRUStackParams = entries["cell"]
-            check_params(fn, result)
+            check_params(fn, entries["cell"])
         elif meta["kind"] == "stack":
             result = tuple(
                 tuple(entries[_entry_key(layer, d)] for d in range(meta["num_directions"]))

@@ -12,7 +12,7 @@ Parameter trees (``variables["params"]``):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -47,7 +47,7 @@ def _check_stored_input_size(fn: str, module: nn.Module, input_size: int) -> Non
     """Check the input against a stored ``w_x`` first, so that a wrong feature size gets a clear
     message rather than Flax's parameter-shape error."""
     if module.has_variable("params", "w_x"):
-        stored = module.get_variable("params", "w_x").shape[0]
+        stored: int = module.get_variable("params", "w_x").shape[0]
         if stored != input_size:
             raise ValueError(
                 f"{fn}: inputs must have I = {stored} features (the size "
@@ -75,6 +75,12 @@ def _declare_params(
 class _CarryCell:
     """``initialize_carry`` and ``num_feature_axes`` of a cell with the fields ``features``,
     ``dtype``, ``param_dtype`` and ``carry_init``."""
+
+    if TYPE_CHECKING:  # declared by the cells that use this mixin
+        features: int
+        dtype: DTypeLike | None
+        param_dtype: DTypeLike
+        carry_init: Initializer
 
     @nn.nowrap
     def initialize_carry(self, rng: PRNGKey, input_shape: tuple[int, ...]) -> Array:

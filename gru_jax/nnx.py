@@ -16,7 +16,7 @@ serve both.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax.numpy as jnp
 from flax import nnx
@@ -60,6 +60,11 @@ __all__ = ["GRU", "GRUCell", "MinGRU", "MinGRUCell", "params_to_tree", "tree_to_
 class _CarryCell:
     """``initialize_carry`` and ``num_feature_axes`` of a cell with the attributes
     ``hidden_features``, ``dtype`` and ``param_dtype``."""
+
+    if TYPE_CHECKING:  # set by the cells that use this mixin
+        hidden_features: int
+        dtype: DTypeLike | None
+        param_dtype: DTypeLike
 
     def initialize_carry(
         self,
@@ -330,7 +335,7 @@ class GRU(nnx.Module):
             seq_lengths=seq_lengths,
             dropout_rate=self.dropout_rate,
             deterministic=not use_dropout,
-            key=self.rngs() if use_dropout else None,
+            key=self.rngs() if use_dropout and self.rngs is not None else None,
             unroll=self.unroll,
             remat=self.remat,
         )

@@ -76,7 +76,8 @@ def get_task(name: str) -> Task:
         return _REGISTERED[name]
     if name not in TASK_NAMES:
         raise ValueError(f"unknown task {name!r}; expected one of {list(task_names())}")
-    return importlib.import_module(f"gru_jax.tasks.{name}").TASK
+    task: Task = importlib.import_module(f"gru_jax.tasks.{name}").TASK
+    return task
 
 
 def data_configs() -> dict[str, type]:

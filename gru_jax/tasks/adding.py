@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -84,15 +84,17 @@ def _loss(outputs: jax.Array, batch: Batch) -> jax.Array:
 
 
 def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    errors = (model.apply(params, batch) - batch["targets"]) ** 2
+    errors = (cast(jax.Array, model.apply(params, batch)) - batch["targets"]) ** 2
     return jnp.sum(errors), jnp.asarray(errors.size, jnp.float32)
 
 
-def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
+def _report(
+    model: nn.Module, params: Any, data: Splits, key: jax.Array, workdir: Path
+) -> dict[str, Any]:
     from gru_jax.train._plots import scatter_plot
 
     batch = data.eval.batch(key, 256)
-    predictions = model.apply(params, batch)
+    predictions = cast(jax.Array, model.apply(params, batch))
     scatter_plot(
         workdir / "plots" / "predictions.png",
         batch["targets"],

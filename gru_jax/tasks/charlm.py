@@ -31,7 +31,7 @@ import random
 import re
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import flax.linen as nn
 import jax
@@ -176,6 +176,7 @@ def _lexicon() -> frozenset[str]:
     words = set(_PLACES) | set(_ADJECTIVES) | set(_DET_SG) | set(_DET_PL)
     words |= set(_PREPOSITIONS) | set(_ADVERBS) | set(_CONJUNCTIONS)
     words |= {"an", "that", "if", "does", "do", "did", "to", "with"}
+    table: tuple[tuple[str, ...], ...]
     for table in (_ANIMATE, _THINGS, _INTRANSITIVE, _TRANSITIVE_ANIMATE):
         words |= {w for row in table for w in row}
     for table in (_TRANSITIVE_THING, _GIVE, _SAY):
@@ -190,6 +191,8 @@ VOCAB = "".join(sorted(set("".join(LEXICON)) | set(" ,.?")))
 """The characters in token order (space, punctuation, then the letters the lexicon uses)."""
 
 _CHAR_TO_ID = {c: i for i, c in enumerate(VOCAB)}
+
+_T = TypeVar("_T")
 
 
 class _Grammar:
@@ -208,7 +211,7 @@ class _Grammar:
         self.nats -= math.log(p if outcome else 1.0 - p)
         return outcome
 
-    def _choice(self, options: tuple) -> Any:
+    def _choice(self, options: tuple[_T, ...]) -> _T:
         item = self.r.choice(options)
         self.nats -= math.log(options.count(item) / len(options))
         return item
@@ -397,7 +400,7 @@ class CharLM(nn.Module):
     dropout_rate: float = 0.0
     unroll: int = 1
 
-    def setup(self):
+    def setup(self) -> None:
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)
         self.gru = make_gru(self, return_carry=True)
         self.head = nn.Dense(self.vocab_size)
@@ -434,16 +437,18 @@ def sample(
         jnp.asarray(encode(prompt), jnp.int32), (num_samples, len(prompt))
     )
 
-    def pick(logits, k):
+    def pick(logits: jax.Array, k: jax.Array) -> jax.Array:
         if temperature == 0:
             return jnp.argmax(logits, axis=-1).astype(jnp.int32)
         return jax.random.categorical(k, logits / temperature).astype(jnp.int32)
 
     @jax.jit
-    def run(params, key):
+    def run(params: Any, key: jax.Array) -> jax.Array:
         logits, carry = model.apply(params, prompt_ids, method=CharLM.logits_and_carry)
 
-        def step(state, k):
+        def step(
+            state: tuple[jax.Array, Any], k: jax.Array
+        ) -> tuple[tuple[jax.Array, Any], jax.Array]:
             logits, carry = state
             token = pick(logits, k)
             logits, carry = model.apply(
@@ -504,7 +509,8 @@ def _loss(outputs: jax.Array, batch: Batch) -> jax.Array:
 
 
 def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    bits = _cross_entropy(model.apply(params, batch), batch["targets"]) / math.log(2.0)
+    logits = cast(jax.Array, model.apply(params, batch))
+    bits = _cross_entropy(logits, batch["targets"]) / math.log(2.0)
     return jnp.sum(bits), jnp.asarray(bits.size, jnp.float32)
 
 
@@ -512,10 +518,12 @@ def _baseline(splits: Splits) -> float:
     return unigram_bits_per_char(splits.train.info["ids"], splits.eval.info["ids"])
 
 
-def _report(model, params, splits: Splits, key, workdir: Path) -> dict[str, Any]:
+def _report(
+    model: nn.Module, params: Any, splits: Splits, key: jax.Array, workdir: Path
+) -> dict[str, Any]:
     data: CharLMData = splits.config
     texts = sample(
-        model,
+        cast(CharLM, model),
         params,
         data.prompt,
         data.sample_chars,
@@ -529,7 +537,8 @@ def _report(model, params, splits: Splits, key, workdir: Path) -> dict[str, Any]
     from gru_jax.train._plots import series_plot
 
     batch = splits.eval.batch(jax.random.fold_in(key, 1), 1024)
-    bits = _cross_entropy(model.apply(params, batch), batch["targets"]) / math.log(2.0)
+    logits = cast(jax.Array, model.apply(params, batch))
+    bits = _cross_entropy(logits, batch["targets"]) / math.log(2.0)
     positions = np.arange(1, data.seq_len + 1)
     series_plot(
         workdir / "plots" / "bits_by_position.png",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -96,7 +96,8 @@ def _make_model(model: Any, data: CopyData) -> nn.Module:
 
 
 def _loss(logits: jax.Array, batch: Batch) -> jax.Array:
-    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]).mean()
+    ce: jax.Array = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+    return ce.mean()
 
 
 def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
@@ -111,9 +112,11 @@ def baseline(data: CopyData) -> float:
     return data.copy_len * math.log(data.num_symbols) / (data.delay + 2 * data.copy_len)
 
 
-def _report(model, params, data: Splits, key, workdir: Path) -> dict[str, Any]:
+def _report(
+    model: nn.Module, params: Any, data: Splits, key: jax.Array, workdir: Path
+) -> dict[str, Any]:
     batch = data.eval.batch(key, 256)
-    predicted = jnp.argmax(model.apply(params, batch), axis=-1)
+    predicted = jnp.argmax(cast(jax.Array, model.apply(params, batch)), axis=-1)
     copy_len = int(jnp.sum(batch["targets"][0] != 0))
     correct = predicted[:, -copy_len:] == batch["targets"][:, -copy_len:]
     lines = [

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -111,7 +111,7 @@ class Seq2Seq(nn.Module):
     dropout_rate: float = 0.0
     unroll: int = 1
 
-    def setup(self):
+    def setup(self) -> None:
         self.source_embed = nn.Embed(self.vocab_size, self.embed_dim)
         self.encoder = make_gru(self, bidirectional=True, return_carry=True)
         self.bridge = nn.Dense(self.hidden_size)
@@ -153,7 +153,7 @@ def greedy_decode(
     """
     carry = model.apply(params, source, lengths, method=Seq2Seq.encode)
 
-    def step(state, _):
+    def step(state: tuple[jax.Array, Any], _: None) -> tuple[tuple[jax.Array, Any], jax.Array]:
         token, carry = state
         logits, carry = model.apply(params, token[:, None], carry, method=Seq2Seq.decode)
         token = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)
@@ -193,7 +193,7 @@ def monotone_translation(batch: Batch, num_symbols: int) -> jax.Array:
 
 def render(tokens: Any, *, upto_eos: bool = True) -> str:
     """Token ids as a word: letters ``a``, ``b``, ...; stops at ``EOS`` (``<no EOS>`` if none)."""
-    letters = []
+    letters: list[str] = []
     for t in np.asarray(tokens).tolist():
         if t == EOS and upto_eos:
             return "".join(letters)
@@ -241,7 +241,7 @@ def _loss(outputs: jax.Array, batch: Batch) -> jax.Array:
 def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
     targets = batch["targets"]
     decoded = greedy_decode(
-        model, params, batch["source"], batch["source_lengths"], targets.shape[1]
+        cast(Seq2Seq, model), params, batch["source"], batch["source_lengths"], targets.shape[1]
     )
     correct = sequence_correct(decoded, targets)
     return jnp.sum(correct.astype(jnp.float32)), jnp.asarray(correct.size, jnp.float32)
@@ -252,12 +252,14 @@ def _baseline(splits: Splits) -> float:
     return monotone_baseline(data.num_symbols, data.min_len, data.max_len)
 
 
-def _report(model, params, splits: Splits, key, workdir: Path) -> dict[str, Any]:
+def _report(
+    model: nn.Module, params: Any, splits: Splits, key: jax.Array, workdir: Path
+) -> dict[str, Any]:
     data: Seq2SeqData = splits.config
     batch = splits.eval.batch(key, 512)
     targets = batch["targets"]
     steps = targets.shape[1]
-    decode = jax.jit(lambda p, s, n: greedy_decode(model, p, s, n, steps))
+    decode = jax.jit(lambda p, s, n: greedy_decode(cast(Seq2Seq, model), p, s, n, steps))
     decoded = decode(params, batch["source"], batch["source_lengths"])
     correct = np.asarray(sequence_correct(decoded, targets))
     lengths = np.asarray(batch["source_lengths"])

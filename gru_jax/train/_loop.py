@@ -19,7 +19,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,9 @@ from jax.sharding import PartitionSpec as P
 
 from gru_jax.tasks import Splits, Task, get_task
 from gru_jax.train._config import Config, ConfigError, TrainConfig, config_to_dict
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 State = dict[str, Any]  # {"params": ..., "opt_state": ..., "step": int32 scalar}
 
@@ -158,7 +161,7 @@ class _Run:
     def _train_step(self, state: State, batch: Any) -> tuple[State, dict[str, jax.Array]]:
         dropout_key = jax.random.fold_in(self.k_dropout, state["step"])
 
-        def loss_fn(params):
+        def loss_fn(params: Any) -> jax.Array:
             outputs = self.model.apply(params, batch, train=True, rngs={"dropout": dropout_key})
             return self.task.loss(outputs, batch)
 
@@ -169,7 +172,9 @@ class _Run:
         return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
     def fresh_state(self) -> State:
-        return self.init_state(self._k_init, self.train_batch(jax.random.fold_in(self.k_data, 0)))
+        batch = self.train_batch(jax.random.fold_in(self.k_data, 0))
+        state: State = self.init_state(self._k_init, batch)
+        return state
 
     def evaluate(self, params: Any) -> float:
         """The task's metric over ``eval_batches`` batches of the evaluation source."""
@@ -249,7 +254,7 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _progress(total: int, completed: int):
+def _progress(total: int, completed: int) -> tuple[Progress, TaskID]:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
