@@ -13,6 +13,7 @@ from gru_jax._cell import (
     init_gru,
 )
 from gru_jax._mingru import MinGRUParams, init_mingru, mingru, mingru_cell
+from gru_jax._resets import resets_from_segment_ids, segment_ends
 from gru_jax._scan import gru
 from gru_jax._stack import GRUStackParams, gru_stack, init_gru_stack
 
@@ -33,4 +34,6 @@ __all__ = [
     "init_mingru",
     "mingru",
     "mingru_cell",
+    "resets_from_segment_ids",
+    "segment_ends",
 ]

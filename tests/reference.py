@@ -17,6 +17,11 @@ Sequence semantics (torch packed-sequence style): with a length ``L`` only the
 first ``L`` time steps are processed; outputs at ``t >= L`` are zero and the final
 state is the state after the last processed step.  ``reverse=True`` processes
 ``t = L-1, ..., 0`` and writes each output at its own time position.
+
+Resets (segments inside a row): ``resets[b, t]`` marks step ``t`` as the start of a segment.
+Forward, the state before a marked step is zeros.  In reverse, the state before step ``t`` is
+zeros when ``t + 1 < L`` and step ``t + 1`` is marked (a segment's last step is processed
+first).  Marks at ``t >= L`` are ignored.
 """
 
 from __future__ import annotations
@@ -56,11 +61,12 @@ def np_gru_cell(w_x, w_h, b_x, b_h, h, x, reset_after):
     return (1.0 - z) * h + z * n
 
 
-def np_gru(w_x, w_h, b_x, b_h, xs, h0, seq_lengths, reverse, reset_after):
+def np_gru(w_x, w_h, b_x, b_h, xs, h0, seq_lengths, reverse, reset_after, resets=None):
     """Run a GRU over batch-major ``xs`` of shape ``(B, T, I)``.
 
     ``h0``: ``(B, H)`` or ``None`` (zeros).  ``seq_lengths``: ``(B,)`` ints or
-    ``None`` (all ``T``).  Returns ``(ys (B, T, H), h_last (B, H))`` in float64.
+    ``None`` (all ``T``).  ``resets``: ``(B, T)`` bools or ``None``.
+    Returns ``(ys (B, T, H), h_last (B, H))`` in float64.
     """
     xs = _f64(xs)
     batch, steps, _ = xs.shape
@@ -82,13 +88,17 @@ def np_gru(w_x, w_h, b_x, b_h, xs, h0, seq_lengths, reverse, reset_after):
         order = range(length - 1, -1, -1) if reverse else range(length)
         h = h0[b].copy()
         for t in order:
+            if resets is not None:
+                marked = t + 1 if reverse else t
+                if marked < length and resets[b][marked]:
+                    h = np.zeros(hidden)
             h = np_gru_cell(w_x, w_h, b_x, b_h, h, xs[b, t], reset_after)
             ys[b, t] = h
         h_last[b] = h
     return ys, h_last
 
 
-def np_gru_stack(layers, xs, h0, seq_lengths):
+def np_gru_stack(layers, xs, h0, seq_lengths, resets=None):
     """Multi-layer (optionally bidirectional) GRU.
 
     ``layers[l][d] = (w_x, w_h, b_x, b_h, reset_after)`` with ``d = 0`` forward and
@@ -109,7 +119,9 @@ def np_gru_stack(layers, xs, h0, seq_lengths):
         outs = []
         for d, (w_x, w_h, b_x, b_h, reset_after) in enumerate(layer):
             init = None if h0 is None else h0[li * num_dirs + d]
-            ys, h_last = np_gru(w_x, w_h, b_x, b_h, inp, init, seq_lengths, d == 1, reset_after)
+            ys, h_last = np_gru(
+                w_x, w_h, b_x, b_h, inp, init, seq_lengths, d == 1, reset_after, resets
+            )
             outs.append(ys)
             h_n.append(h_last)
         inp = np.concatenate(outs, axis=-1)
