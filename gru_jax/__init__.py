@@ -15,7 +15,7 @@ from gru_jax._cell import (
 from gru_jax._mingru import MinGRUParams, init_mingru, mingru, mingru_cell
 from gru_jax._resets import resets_from_segment_ids, segment_ends
 from gru_jax._scan import gru
-from gru_jax._stack import GRUStackParams, gru_stack, init_gru_stack
+from gru_jax._stack import GRUStackParams, gru_stack, gru_stack_cell, init_gru_stack
 
 __version__ = "0.1.0"
 
@@ -29,6 +29,7 @@ __all__ = [
     "gru",
     "gru_cell",
     "gru_stack",
+    "gru_stack_cell",
     "init_gru",
     "init_gru_stack",
     "init_mingru",

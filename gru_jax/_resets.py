@@ -95,3 +95,24 @@ def segment_ends(resets: ArrayLike, seq_lengths: ArrayLike | None = None) -> Arr
     t = jnp.arange(steps)
     valid = t < lengths[..., None]
     return valid & (starts_next | (t + 1 == lengths[..., None]))
+
+
+def segment_starts(
+    resets: Array, seq_lengths: Array | None, *, reverse: bool, time_major: bool
+) -> Array:
+    """The steps before which the state is zeros, time-major ``(T, N, 1)``, for the scans.
+
+    ``resets`` is ``(N, T)`` (``(T, N)`` if ``time_major``), already checked and flattened to
+    one batch axis; ``seq_lengths`` is ``(N,)`` or None. Forward, that is step ``t`` where
+    ``resets[t]``; in reverse, step ``t`` where ``resets[t + 1]`` (the segment that starts at
+    ``t + 1`` ends at ``t``, and is processed from there), and never at the last valid step,
+    which starts from ``h0``. Marks in the padding are dropped.
+    """
+    marks = resets if time_major else resets.T  # (T, N)
+    steps = marks.shape[0]
+    if reverse:
+        marks = jnp.concatenate([marks[1:], jnp.zeros_like(marks[:1])])
+    if seq_lengths is not None:
+        marked_step = jnp.arange(steps) + (1 if reverse else 0)
+        marks = marks & (marked_step[:, None] < seq_lengths[None, :])
+    return marks[..., None]

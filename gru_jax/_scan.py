@@ -9,19 +9,53 @@ import jax.numpy as jnp
 
 from gru_jax import _checks
 from gru_jax._cell import GRUParams, cast_params, check_params, compute_dtype
+from gru_jax._resets import check_resets, segment_starts
 from gru_jax._typing import Array, ArrayLike
 from gru_jax._vjp import plan, scan_gru
 
 
-def check_xs(fn: str, xs: ArrayLike, input_size: int) -> Array:
-    """Check that ``xs`` is a float ``(*B, T, I)`` array with the given ``I``."""
+def check_xs(fn: str, xs: ArrayLike, input_size: int, time_major: bool = False) -> Array:
+    """Check that ``xs`` is a float ``(*B, T, I)`` (``(T, *B, I)`` if ``time_major``) array with
+    the given ``I``."""
     xs = _checks.as_float_array(fn, "xs", xs)
     if xs.ndim < 2 or xs.shape[-1] != input_size:
+        layout = "(T, *B, I)" if time_major else "(*B, T, I)"
         raise ValueError(
-            f"{fn}: xs must have shape (T, I) or (*B, T, I) with I = {input_size}; "
+            f"{fn}: xs must have shape (T, I) or {layout} with I = {input_size}; "
             f"got {tuple(xs.shape)}"
         )
     return xs
+
+
+def batch_and_steps(xs: Array, time_major: bool) -> tuple[tuple[int, ...], int]:
+    """``(B, T)``: the batch shape and the number of steps of a checked ``xs``."""
+    if time_major:
+        return tuple(xs.shape[1:-1]), xs.shape[0]
+    return tuple(xs.shape[:-2]), xs.shape[-2]
+
+
+def check_flags(fn: str, **flags: object) -> None:
+    """Each flag must be a bool (``reverse``, ``time_major``, ...)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{fn}: {name} must be a bool; got {type(value).__name__}")
+
+
+def check_time_inputs(
+    fn: str,
+    batch: tuple[int, ...],
+    T: int,
+    seq_lengths: ArrayLike | None,
+    resets: ArrayLike | None,
+    time_major: bool,
+) -> tuple[Array | None, Array | None]:
+    """Check ``seq_lengths (*B,)`` and ``resets (*B, T)`` (``(T, *B)`` if ``time_major``)."""
+    if seq_lengths is not None:
+        seq_lengths = _checks.check_seq_lengths(fn, seq_lengths, batch, T)
+    if resets is not None:
+        shape, layout = ((T, *batch), "(T, *B)") if time_major else ((*batch, T), "(*B, T)")
+        resets = check_resets(fn, resets, shape, layout)
+    return seq_lengths, resets
 
 
 def gru(
@@ -30,7 +64,9 @@ def gru(
     h0: ArrayLike | None = None,
     *,
     seq_lengths: ArrayLike | None = None,
+    resets: ArrayLike | None = None,
     reverse: bool = False,
+    time_major: bool = False,
     unroll: int | bool = 1,
     remat: bool = False,
 ) -> tuple[Array, Array]:
@@ -80,29 +116,34 @@ def gru(
     """
     fn = "gru"
     input_size, hidden = check_params(fn, params)
-    xs = check_xs(fn, xs, input_size)
-    batch, T = xs.shape[:-2], xs.shape[-2]
+    check_flags(fn, reverse=reverse, time_major=time_major)
+    xs = check_xs(fn, xs, input_size, time_major)
+    batch, T = batch_and_steps(xs, time_major)
     if h0 is not None:
         h0 = _checks.as_float_array(fn, "h0", h0)
         _checks.check_shape(fn, "h0", h0, (*batch, hidden), "(*B, H)")
-    if seq_lengths is not None:
-        seq_lengths = _checks.check_seq_lengths(fn, seq_lengths, batch, T)
+    seq_lengths, resets = check_time_inputs(fn, batch, T, seq_lengths, resets, time_major)
     unroll = _checks.check_unroll(fn, unroll)
-    if not isinstance(reverse, bool):
-        raise TypeError(f"{fn}: reverse must be a bool; got {type(reverse).__name__}")
 
     dtype = compute_dtype(xs, *jax.tree.leaves(params), *([] if h0 is None else [h0]))
     params = cast_params(params, dtype)
     h0 = jnp.zeros((*batch, hidden), dtype) if h0 is None else h0.astype(dtype)
-    # One flat batch axis N, batch-major: xs (N, T, I), h0 (N, H), lengths (N,).
+    # One flat batch axis N: xs (N, T, I) or, time-major, (T, N, I); h0 (N, H); lengths (N,).
     size = math.prod(batch)
-    xs = xs.astype(dtype).reshape(size, T, input_size)
+    layout = (T, size) if time_major else (size, T)
+    xs = xs.astype(dtype).reshape(*layout, input_size)
     h0 = h0.reshape(size, hidden)
     if seq_lengths is not None:
         seq_lengths = seq_lengths.reshape(size)
         # Zero the padding first, so that NaN/Inf there cannot reach values or gradients.
-        valid = (jnp.arange(T)[None, :] < seq_lengths[:, None])[..., None]
-        xs = jnp.where(valid, xs, jnp.zeros((), dtype))
+        t = jnp.arange(T)
+        valid = t[:, None] < seq_lengths[None, :] if time_major else t < seq_lengths[:, None]
+        xs = jnp.where(valid[..., None], xs, jnp.zeros((), dtype))
+    starts = None
+    if resets is not None:
+        starts = segment_starts(
+            resets.reshape(layout), seq_lengths, reverse=reverse, time_major=time_major
+        )
     how = plan(
         T,
         size,
@@ -112,8 +153,10 @@ def gru(
         reverse=reverse,
         unroll=unroll,
         remat=remat,
+        time_major=time_major,
     )
     ys, h_last = scan_gru(
-        params.w_x, params.w_h, params.b_x, params.b_h, xs, h0, seq_lengths, plan=how
+        params.w_x, params.w_h, params.b_x, params.b_h, xs, h0, seq_lengths, starts, plan=how
     )
-    return ys.reshape(*batch, T, hidden), h_last.reshape(*batch, hidden)
+    ys_shape = (T, *batch, hidden) if time_major else (*batch, T, hidden)
+    return ys.reshape(ys_shape), h_last.reshape(*batch, hidden)

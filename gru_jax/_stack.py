@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax import _checks
-from gru_jax._cell import GRUParams, check_params, init_gru
-from gru_jax._scan import check_xs, gru
+from gru_jax._cell import GRUParams, check_params, gru_cell, init_gru
+from gru_jax._scan import batch_and_steps, check_flags, check_time_inputs, check_xs, gru
 from gru_jax._typing import Array, ArrayLike, DTypeLike, PRNGKey
 
 GRUStackParams = tuple[tuple[GRUParams, ...], ...]
@@ -120,6 +120,8 @@ def gru_stack(
     h0: ArrayLike | None = None,
     *,
     seq_lengths: ArrayLike | None = None,
+    resets: ArrayLike | None = None,
+    time_major: bool = False,
     dropout_rate: float = 0.0,
     deterministic: bool = True,
     key: PRNGKey | None = None,
@@ -128,16 +130,22 @@ def gru_stack(
 ) -> tuple[Array, Array]:
     """Run a multi-layer, optionally bidirectional GRU, like ``torch.nn.GRU(batch_first=True)``.
 
-    The backward direction of a layer runs :func:`gru` with ``reverse=True`` on the same inputs
-    and lengths. Dropout (inverted, rate ``dropout_rate``) is applied to the outputs of every
-    layer but the last, when ``deterministic`` is false.
+    The backward direction of a layer runs :func:`gru` with ``reverse=True`` on the same inputs,
+    lengths and resets. Dropout (inverted, rate ``dropout_rate``) is applied to the outputs of
+    every layer but the last, when ``deterministic`` is false.
 
     Args:
       params: from :func:`init_gru_stack`: ``params[l][d]``.
-      xs: ``(T, I)`` or ``(*B, T, I)`` inputs.
+      xs: ``(T, I)`` or ``(*B, T, I)`` inputs (``(T, *B, I)`` if ``time_major``).
       h0: ``(L·D, *B, H)`` initial states, ordered like torch (layer-major, forward before
         backward); zeros when ``None``.
       seq_lengths: optional ``(*B,)`` integer lengths, as in :func:`gru`.
+      resets: optional ``(*B, T)`` bool (``(T, *B)`` if ``time_major``) segment starts, as in
+        :func:`gru`: the same, unshifted flags go to every layer and both directions, so with
+        ``h0=None`` and no dropout a packed row gives what each segment gives alone. (In a
+        packed row, the forward and backward parts of ``h_n`` come from different segments:
+        the last valid one and the first.)
+      time_major: ``xs``, ``ys`` and ``resets`` have time first, as in :func:`gru`.
       dropout_rate: probability of zeroing each feature between layers, in ``[0, 1)``.
       deterministic: when true, no dropout is applied.
       key: PRNG key for dropout; required when ``deterministic`` is false and
@@ -145,8 +153,9 @@ def gru_stack(
       unroll, remat: as in :func:`gru`.
 
     Returns:
-      ``(ys, h_n)``: ``ys (*B, T, D·H)`` the last layer's outputs (forward features first),
-      ``h_n (L·D, *B, H)`` every layer's and direction's final state.
+      ``(ys, h_n)``: ``ys (*B, T, D·H)`` (``(T, *B, D·H)`` if ``time_major``) the last layer's
+      outputs (forward features first), ``h_n (L·D, *B, H)`` every layer's and direction's
+      final state.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -158,13 +167,13 @@ def gru_stack(
     """
     fn = "gru_stack"
     num_layers, num_dirs, input_size, hidden = check_stack(fn, params)
-    xs = check_xs(fn, xs, input_size)
-    batch = xs.shape[:-2]
+    check_flags(fn, time_major=time_major)
+    xs = check_xs(fn, xs, input_size, time_major)
+    batch, steps = batch_and_steps(xs, time_major)
     if h0 is not None:
         h0 = _checks.as_float_array(fn, "h0", h0)
         _checks.check_shape(fn, "h0", h0, (num_layers * num_dirs, *batch, hidden), "(L·D, *B, H)")
-    if seq_lengths is not None:
-        seq_lengths = _checks.check_seq_lengths(fn, seq_lengths, batch, xs.shape[-2])
+    seq_lengths, resets = check_time_inputs(fn, batch, steps, seq_lengths, resets, time_major)
     if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, int | float):
         raise TypeError(f"{fn}: dropout_rate must be a float; got {type(dropout_rate).__name__}")
     if not 0.0 <= dropout_rate < 1.0:
@@ -186,7 +195,9 @@ def gru_stack(
                 inputs,
                 None if h0 is None else h0[layer * num_dirs + d],
                 seq_lengths=seq_lengths,
+                resets=resets,
                 reverse=d == 1,
+                time_major=time_major,
                 unroll=unroll,
                 remat=remat,
             )
@@ -196,3 +207,50 @@ def gru_stack(
         if dropout_keys is not None and layer < num_layers - 1:
             inputs = _dropout(dropout_keys[layer], dropout_rate, inputs)
     return inputs, jnp.stack(finals)
+
+
+def gru_stack_cell(params: GRUStackParams, h: ArrayLike, x: ArrayLike) -> Array:
+    """One step of a whole unidirectional stack: every layer's new state.
+
+    Layer ``l`` reads the new state of layer ``l − 1`` (layer 0 reads ``x``), exactly as
+    :func:`gru_stack` does on a length-1 sequence (without dropout): for acting one step at a
+    time with a multi-layer policy, sampling and greedy decoding. A bidirectional stack needs
+    the whole sequence and is refused.
+
+    Args:
+      params: a unidirectional stack from :func:`init_gru_stack`.
+      h: ``(L, *B, H)`` the layers' states.
+      x: ``(*B, I)`` the step's input.
+
+    Returns:
+      ``(L, *B, H)``, the layers' new states; the top layer's output is the last of them.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from gru_jax import init_gru_stack, gru_stack, gru_stack_cell
+      >>> params = init_gru_stack(jax.random.key(0), 3, 8, num_layers=2)
+      >>> x, h = jnp.ones((4, 3)), jnp.zeros((2, 4, 8))
+      >>> h_new = gru_stack_cell(params, h, x)
+      >>> ys, h_n = gru_stack(params, x[:, None], h)
+      >>> h_new.shape, bool(jnp.allclose(h_new, h_n)), bool(jnp.allclose(h_new[-1], ys[:, 0]))
+      ((2, 4, 8), True, True)
+    """
+    fn = "gru_stack_cell"
+    num_layers, num_dirs, input_size, hidden = check_stack(fn, params)
+    if num_dirs != 1:
+        raise ValueError(
+            f"{fn}: params must be a unidirectional stack (1 direction per layer); got "
+            f"{num_dirs} directions (a bidirectional layer needs the whole sequence: gru_stack)"
+        )
+    x = _checks.as_float_array(fn, "x", x)
+    if x.ndim < 1 or x.shape[-1] != input_size:
+        raise ValueError(
+            f"{fn}: x must have shape (*B, I) with I = {input_size}; got {tuple(x.shape)}"
+        )
+    h = _checks.as_float_array(fn, "h", h)
+    _checks.check_shape(fn, "h", h, (num_layers, *x.shape[:-1], hidden), "(L, *B, H)")
+    states, inputs = [], x
+    for layer, (p,) in enumerate(params):
+        inputs = gru_cell(p, h[layer], inputs)
+        states.append(inputs)
+    return jnp.stack(states)

@@ -159,28 +159,24 @@ def _run_cells(
     unroll: int | bool,
     residuals: bool,
     dt: DTypeLike,
+    starts: Array | None = None,
 ) -> tuple[Array, Any]:
     """``lax.scan`` of ``cell`` over ``scan_x`` (``gates_x`` maps one step of it to the gate
-    inputs), masked when ``mask`` is given. Returns ``(h_last, ys)`` or ``(h_last, (ys, res))``."""
-    if mask is None:
+    inputs), masked when ``mask`` is given. Where ``starts (T, N, 1)`` is True, the state
+    before the step is zeros (a segment starts there). Returns ``(h_last, ys)`` or
+    ``(h_last, (ys, res))``."""
 
-        def step(h: Array, x: Any, /) -> tuple[Array, Any]:
-            h_new, res = cell(h, gates_x(x))
-            return h_new, ((h_new, res) if residuals else h_new)
-
-        scan_in = scan_x
-    else:
-
-        def step(h: Array, inp: Any, /) -> tuple[Array, Any]:
-            x, valid = inp
-            h_new, res = cell(h, gates_x(x))
+    def step(h: Array, inp: Any, /) -> tuple[Array, Any]:
+        x, valid, start = inp
+        h_in = h if start is None else jnp.where(start, jnp.zeros((), h.dtype), h)
+        h_new, res = cell(h_in, gates_x(x))
+        y = h_new
+        if valid is not None:  # past the length: the state stays, the output is zero
             h_new = jnp.where(valid, h_new, h)
             y = jnp.where(valid, h_new, jnp.zeros((), dt))
-            return h_new, ((y, res) if residuals else y)
+        return h_new, ((y, res) if residuals else y)
 
-        scan_in = (scan_x, mask)
-
-    return jax.lax.scan(step, h0, scan_in, reverse=reverse, unroll=unroll)
+    return jax.lax.scan(step, h0, (scan_x, mask, starts), reverse=reverse, unroll=unroll)
 
 
 def _forward(
@@ -197,12 +193,14 @@ def _forward(
     unroll: int | bool,
     hoist: bool,
     residuals: bool,
+    starts: Array | None = None,
 ) -> tuple[Array, Array, tuple[Array, ...] | None]:
     """The forward recurrence on time-major ``xs (T, N, I)``. Returns ``(ys, h_last, res)``;
     ``res`` is None unless asked.
 
-    ``res = (hprev, z, r, n[, ghn])``, each ``(T, N, H)``: the state before each step and the
-    gates (``ghn = h W_hn + b_hn`` only for reset_after).
+    ``res = (hprev, z, r, n[, ghn])``, each ``(T, N, H)``: the state before each step (zeros
+    where ``starts`` marks a segment start) and the gates (``ghn = h W_hn + b_hn`` only for
+    reset_after).
     """
     dt = xs.dtype
     acc = jnp.promote_types(dt, jnp.float32)
@@ -233,6 +231,7 @@ def _forward(
         unroll=unroll,
         residuals=residuals,
         dt=dt,
+        starts=starts,
     )
     if residuals:
         ys, res = out
@@ -253,17 +252,22 @@ def _forward_chunked(
     reverse: bool,
     unroll: int | bool,
     chunk: int,
+    starts: Array | None = None,
+    time_major: bool = False,
 ) -> tuple[Array, Array]:
-    """The forward recurrence on batch-major ``xs (N, T, I)``, ``chunk`` steps at a time.
+    """The forward recurrence on ``xs (N, T, I)`` (``(T, N, I)`` if ``time_major``), ``chunk``
+    steps at a time.
 
     Each chunk's input projection is one ``(N·chunk, I) x (I, 3H)`` matmul (instead of ``chunk``
     small ones inside the loop, and without a ``(T, N, 3H)`` buffer for all of them), the
-    chunk's outputs are written into the batch-major ``ys (N, T, H)``, and ``xs`` is read in
-    place: no transposed copies of the inputs or outputs. Returns ``(ys, h_last)``.
+    chunk's outputs are written into ``ys`` in the layout of ``xs``, and ``xs`` is read in
+    place: no transposed copies of the inputs or outputs. ``starts (T, N, 1)`` marks the steps
+    before which the state is zeros. Returns ``(ys, h_last)``.
     """
     dt = xs.dtype
     acc = jnp.promote_types(dt, jnp.float32)
-    batch, steps = xs.shape[0], xs.shape[1]
+    axis = 0 if time_major else 1  # the time axis of xs and ys
+    steps, batch = xs.shape[axis], xs.shape[1 - axis]
     hidden = w_h.shape[0]
     bias, b_hn = _split_bias(b_x, b_h, reset_after, acc)
     cell = _make_cell(w_h, b_hn, reset_after=reset_after, dt=dt, acc=acc)
@@ -272,18 +276,26 @@ def _forward_chunked(
     if padded != steps:
         if lengths is None:
             lengths = jnp.full((batch,), steps, jnp.int32)
-        xs = jnp.pad(xs, ((0, 0), (0, padded - steps), (0, 0)))
+        pad = [(0, 0)] * 3
+        pad[axis] = (0, padded - steps)
+        xs = jnp.pad(xs, pad)
+        if starts is not None:
+            starts = jnp.pad(starts, ((0, padded - steps), (0, 0), (0, 0)))
+
+    def to_time_major(a: Array) -> Array:
+        return a if time_major else jnp.swapaxes(a, 0, 1)
 
     def body(carry: tuple[Array, Array], c: Array) -> tuple[tuple[Array, Array], None]:
         h, ys = carry
         start = c * chunk
-        x = jax.lax.dynamic_slice_in_dim(xs, start, chunk, axis=1)  # (N, K, I)
+        x = jax.lax.dynamic_slice_in_dim(xs, start, chunk, axis=axis)  # (N, K, I) or (K, N, I)
         # one (N·K, I) x (I, 3H) matmul
         gx: tuple[Array, ...] = _blocks(_mm_flat(x, w_x, acc) + bias, hidden)
-        gx = tuple(jnp.swapaxes(g, 0, 1) for g in gx)  # per gate (K, N, H)
+        gx = tuple(to_time_major(g) for g in gx)  # per gate (K, N, H)
         mask = None
         if lengths is not None:
             mask = ((start + jnp.arange(chunk))[:, None] < lengths[None, :])[..., None]
+        st = None if starts is None else jax.lax.dynamic_slice_in_dim(starts, start, chunk, 0)
         h, y = _run_cells(
             cell,
             h,
@@ -294,13 +306,15 @@ def _forward_chunked(
             unroll=unroll,
             residuals=False,
             dt=dt,
+            starts=st,
         )
-        ys = jax.lax.dynamic_update_slice_in_dim(ys, jnp.swapaxes(y, 0, 1), start, axis=1)
+        ys = jax.lax.dynamic_update_slice_in_dim(ys, to_time_major(y), start, axis=axis)
         return (h, ys), None
 
-    ys = jnp.zeros((batch, padded, hidden), dt)
+    shape = (padded, batch, hidden) if time_major else (batch, padded, hidden)
+    ys = jnp.zeros(shape, dt)
     (h_last, ys), _ = jax.lax.scan(body, (h0, ys), jnp.arange(num_chunks), reverse=reverse)
-    return ys[:, :steps], h_last
+    return jax.lax.slice_in_dim(ys, 0, steps, axis=axis), h_last
 
 
 # ----------------------------------------------------------------------------- tangents
@@ -367,9 +381,11 @@ def _tangent_scan(
     unroll: int | bool,
     dt: DTypeLike,
     acc: DTypeLike,
+    starts: Array | None = None,
 ) -> tuple[Array, Array]:
     """The linear recurrence of the state tangent. Every operation is linear in ``(q, dh)``
     with the stored gates as the only other factors, so its transpose is a clean reverse scan.
+    Where ``starts`` marks a segment start, the tangent of the state before the step is zero.
 
     Returns ``(dys (T, N, H) dt, dh_last (N, H) dt)``.
     """
@@ -419,22 +435,16 @@ def _tangent_scan(
         dn = dan - (dan * n) * n
         return dh + dz * n - dz * hprev + z * dn - z * dh
 
-    if mask is None:
-
-        def step(dh: Array, inp: Any) -> tuple[Array, Array]:
-            dh_new = cell(dh, *inp)
+    def step(dh: Array, inp: Any) -> tuple[Array, Array]:
+        valid, start, rest = inp
+        dh_in = dh if start is None else jnp.where(start, jnp.zeros((), dh.dtype), dh)
+        dh_new = cell(dh_in, *rest)
+        if valid is None:
             return dh_new, dh_new.astype(dt)
+        dh_new = jnp.where(valid, dh_new, dh)
+        return dh_new, jnp.where(valid, dh_new, jnp.zeros((), acc)).astype(dt)
 
-        scan_in = (*q, *res)
-    else:
-
-        def step(dh: Array, inp: Any) -> tuple[Array, Array]:
-            valid, *rest = inp
-            dh_new = jnp.where(valid, cell(dh, *rest), dh)
-            return dh_new, jnp.where(valid, dh_new, jnp.zeros((), acc)).astype(dt)
-
-        scan_in = (mask, *q, *res)
-
+    scan_in = (mask, starts, (*q, *res))
     dh_last, dys = jax.lax.scan(step, dh0.astype(acc), scan_in, reverse=reverse, unroll=unroll)
     return dys, dh_last.astype(dt)
 
@@ -454,6 +464,8 @@ class Plan(NamedTuple):
         (:func:`_jvp_recompute`) instead of storing them in the forward scan.
       train_chunk: steps per chunk of that recomputation.
       remat: checkpoint the recomputation, so that reverse mode stores only ``xs`` and ``ys``.
+      time_major: ``xs`` and ``ys`` are ``(T, N, ·)`` instead of ``(N, T, ·)``. A layout, not a
+        choice of :func:`plan`: every path reads and writes it in place.
     """
 
     reset_after: bool
@@ -464,6 +476,7 @@ class Plan(NamedTuple):
     recompute: bool = False
     train_chunk: int = 16
     remat: bool = False
+    time_major: bool = False
 
 
 def _primal(
@@ -474,25 +487,31 @@ def _primal(
     xs: Array,
     h0: Array,
     lengths: Array | None,
+    starts: Array | None,
     plan: Plan,
 ) -> tuple[Array, Array]:
-    """The forward pass on batch-major ``xs (N, T, I)``: ``(ys (N, T, H), h_last (N, H))``."""
+    """The forward pass on ``xs (N, T, I)`` (``(T, N, I)`` if ``plan.time_major``):
+    ``(ys, h_last (N, H))``, ``ys`` in the layout of ``xs``."""
     kw: dict[str, Any] = {
         "reset_after": plan.reset_after,
         "reverse": plan.reverse,
         "unroll": plan.unroll,
+        "starts": starts,
     }
     if plan.fwd_chunk:
-        return _forward_chunked(w_x, w_h, b_x, b_h, xs, h0, lengths, chunk=plan.fwd_chunk, **kw)
-    xs_t = jnp.swapaxes(xs, 0, 1)
+        return _forward_chunked(
+            w_x, w_h, b_x, b_h, xs, h0, lengths, chunk=plan.fwd_chunk,
+            time_major=plan.time_major, **kw,
+        )  # fmt: skip
+    xs_t = xs if plan.time_major else jnp.swapaxes(xs, 0, 1)
     mask = _valid_mask(lengths, xs_t.shape[0])
     ys, h_last, _ = _forward(
         w_x, w_h, b_x, b_h, xs_t, h0, mask, hoist=plan.hoist, residuals=False, **kw
     )
-    return jnp.swapaxes(ys, 0, 1), h_last
+    return (ys if plan.time_major else jnp.swapaxes(ys, 0, 1)), h_last
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(7,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(8,))
 def _scan_gru(
     w_x: Array,
     w_h: Array,
@@ -501,9 +520,10 @@ def _scan_gru(
     xs: Array,
     h0: Array,
     lengths: Array | None,
+    starts: Array | None,
     plan: Plan,
 ) -> tuple[Array, Array]:
-    return _primal(w_x, w_h, b_x, b_h, xs, h0, lengths, plan)
+    return _primal(w_x, w_h, b_x, b_h, xs, h0, lengths, starts, plan)
 
 
 def _jvp_whole(
@@ -515,6 +535,7 @@ def _jvp_whole(
     reverse: bool,
     unroll: int | bool,
     hoist: bool,
+    starts: Array | None,
 ) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     w_x, w_h, b_x, b_h, xs, h0 = primals
     dt = xs.dtype
@@ -532,6 +553,7 @@ def _jvp_whole(
         unroll=unroll,
         hoist=hoist,
         residuals=True,
+        starts=starts,
     )
     assert res is not None  # residuals=True
     q = _input_tangents(primals, tangents, res, reset_after=reset_after, acc=acc)
@@ -550,6 +572,7 @@ def _jvp_whole(
         unroll=unroll,
         dt=dt,
         acc=acc,
+        starts=starts,
     )
     return (ys, h_last), (dys, dh_last)
 
@@ -557,19 +580,24 @@ def _jvp_whole(
 def _scan_gru_jvp(
     plan: Plan, primals: Sequence[Any], tangents: Sequence[Any]
 ) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
-    *primals, lengths = primals
+    *primals, lengths, starts = primals
     primals, tangents = list(primals), list(tangents[:6])
+
+    def time_major(a: Array) -> Array:  # (N, T, ·) <-> (T, N, ·) unless already time-major
+        return a if plan.time_major else jnp.swapaxes(a, 0, 1)
+
     # The tangents work time-major: dxs (T, N, I), dys (T, N, H).
-    xs_t = jnp.swapaxes(primals[4], 0, 1)
+    xs_t = time_major(primals[4])
     if _is_zero(tangents[4]):
         tangents[4] = SymbolicZero(jax.typeof(xs_t))
     else:
-        tangents[4] = jnp.swapaxes(tangents[4], 0, 1)
+        tangents[4] = time_major(tangents[4])
     steps = xs_t.shape[0]
     kw: dict[str, Any] = {
         "reset_after": plan.reset_after,
         "reverse": plan.reverse,
         "unroll": plan.unroll,
+        "starts": starts,
     }
     if (plan.recompute or plan.remat) and steps > 1:
         (ys, h_last), (dys, dh_last) = _jvp_recompute(
@@ -579,8 +607,8 @@ def _scan_gru_jvp(
         primals[4] = xs_t
         mask = _valid_mask(lengths, steps)
         (ys, h_last), (dys, dh_last) = _jvp_whole(primals, tangents, mask, hoist=plan.hoist, **kw)
-        ys = jnp.swapaxes(ys, 0, 1)
-    return (ys, h_last), (jnp.swapaxes(dys, 0, 1), dh_last)
+        ys = time_major(ys)
+    return (ys, h_last), (time_major(dys), dh_last)
 
 
 _scan_gru.defjvp(_scan_gru_jvp, symbolic_zeros=True)
@@ -630,11 +658,14 @@ def _jvp_recompute(
     chunk: int,
     remat: bool,
     plan: Plan,
+    starts: Array | None,
 ) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     """The JVP in chunks of ``chunk`` steps whose gates are recomputed from the outputs.
 
-    ``primals`` hold batch-major ``xs (N, T, I)``; ``tangents`` a time-major ``dxs (T, N, I)``.
-    Returns batch-major ``ys`` and time-major ``dys``.
+    ``primals`` hold ``xs (N, T, I)`` (``(T, N, I)`` if ``plan.time_major``); ``tangents`` a
+    time-major ``dxs (T, N, I)``. Returns ``ys`` in the layout of ``xs`` and time-major ``dys``.
+    Where ``starts (T, N, 1)`` marks a segment start, the state before the step is zeros, also
+    at a chunk's first step.
 
     The forward pass computes nothing but ``ys``. The tangent is computed chunk by chunk: the
     states before a chunk's steps are its outputs shifted by one step, so its gates come from
@@ -647,15 +678,20 @@ def _jvp_recompute(
     dw_x, dw_h, db_x, db_h, dxs, dh0 = tangents
     dt = xs.dtype
     acc = jnp.promote_types(dt, jnp.float32)
-    batch, steps = xs.shape[0], xs.shape[1]
-    ys, h_last = _primal(w_x, w_h, b_x, b_h, xs, h0, lengths, plan)  # (N, T, H)
+    axis = 0 if plan.time_major else 1  # the time axis of xs and ys
+    steps, batch = xs.shape[axis], xs.shape[1 - axis]
+    ys, h_last = _primal(w_x, w_h, b_x, b_h, xs, h0, lengths, starts, plan)
     num_chunks = -(-steps // chunk)
     padded = num_chunks * chunk
     xs_p, ys_p = xs, ys
     if padded != steps:
         if lengths is None:
             lengths = jnp.full((batch,), steps, jnp.int32)
-        xs_p, ys_p = (jnp.pad(a, ((0, 0), (0, padded - steps), (0, 0))) for a in (xs, ys))
+        pad = [(0, 0)] * 3
+        pad[axis] = (0, padded - steps)
+        xs_p, ys_p = (jnp.pad(a, pad) for a in (xs, ys))
+        if starts is not None:
+            starts = jnp.pad(starts, ((0, padded - steps), (0, 0), (0, 0)))
     mask = _valid_mask(lengths, padded)
     if reverse and mask is not None:  # is step t + 1 valid: else the state before t is h0
         valid_next = jnp.concatenate([mask[1:], jnp.zeros_like(mask[:1])])
@@ -674,29 +710,34 @@ def _jvp_recompute(
         None if _is_zero(dxs) else chunked(dxs),
         chunked(mask),
         chunked(valid_next),
+        chunked(starts),
     )
 
     def time_major(a: Array, start: Array) -> Array:
-        # a[:, start : start + chunk] as (chunk, N, ...)
-        return jnp.swapaxes(jax.lax.dynamic_slice_in_dim(a, start, chunk, axis=1), 0, 1)
+        # a[:, start : start + chunk] (or a[start : start + chunk]) as (chunk, N, ...)
+        piece = jax.lax.dynamic_slice_in_dim(a, start, chunk, axis=axis)
+        return piece if plan.time_major else jnp.swapaxes(piece, 0, 1)
 
     def body(
-        dh: Array, inp: tuple[Array, Array | None, Array | None, Array | None]
+        dh: Array,
+        inp: tuple[Array, Array | None, Array | None, Array | None, Array | None],
     ) -> tuple[Array, Array]:
-        c, dx, m, vn = inp
+        c, dx, m, vn, st = inp
         start = c * chunk
         x, y = time_major(xs_p, start), time_major(ys_p, start)
         if not reverse:  # before step t: the output of step t - 1, or h0
-            bound = jax.lax.dynamic_index_in_dim(ys_p, jnp.maximum(start - 1, 0), 1, False)
+            bound = jax.lax.dynamic_index_in_dim(ys_p, jnp.maximum(start - 1, 0), axis, False)
             bound = jnp.where(c == 0, h0, bound)
             hprev = jnp.concatenate([bound[None], y[:-1]])
         else:  # before step t: the output of step t + 1, or h0
             nxt = jnp.minimum(start + chunk, padded - 1)
-            bound = jax.lax.dynamic_index_in_dim(ys_p, nxt, 1, False)
+            bound = jax.lax.dynamic_index_in_dim(ys_p, nxt, axis, False)
             bound = jnp.where(c == num_chunks - 1, h0, bound)
             hprev = jnp.concatenate([y[1:], bound[None]])
             if vn is not None:
                 hprev = jnp.where(vn, hprev, h0)
+        if st is not None:  # a segment starts: the state before the step is zeros
+            hprev = jnp.where(st, jnp.zeros((), hprev.dtype), hprev)
         res = (hprev, *_gates(w_x, w_h, b_x, b_h, x, hprev, reset_after=reset_after, acc=acc))
         sub_t = (*dparams, SymbolicZero(jax.typeof(x)) if dx is None else dx, None)
         q = _input_tangents(
@@ -715,6 +756,7 @@ def _jvp_recompute(
             unroll=unroll,
             dt=dt,
             acc=acc,
+            starts=st,
         )
         return dh_new.astype(acc), dys
 
@@ -758,6 +800,7 @@ def plan(
     unroll: int | bool = 1,
     remat: bool = False,
     backend: str | None = None,
+    time_major: bool = False,
 ) -> Plan:
     """The :class:`Plan` for a GRU over ``steps`` steps of ``batch`` sequences on ``backend``.
 
@@ -792,6 +835,7 @@ def plan(
         recompute=recompute,
         train_chunk=train_chunk,
         remat=remat or recompute,
+        time_major=time_major,
     )
 
 
@@ -803,8 +847,11 @@ def scan_gru(
     xs: Array,
     h0: Array,
     lengths: Array | None = None,
+    starts: Array | None = None,
     *,
     plan: Plan,
 ) -> tuple[Array, Array]:
-    """Run the GRU over batch-major ``xs (N, T, I)``; returns ``(ys (N, T, H), h_last (N, H))``."""
-    return _scan_gru(w_x, w_h, b_x, b_h, xs, h0, lengths, plan)
+    """Run the GRU over ``xs (N, T, I)`` (``(T, N, I)`` if ``plan.time_major``); returns
+    ``(ys, h_last (N, H))`` with ``ys`` in the layout of ``xs``. ``starts (T, N, 1)`` bool: the
+    state before a marked step is zeros."""
+    return _scan_gru(w_x, w_h, b_x, b_h, xs, h0, lengths, starts, plan)

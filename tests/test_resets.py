@@ -1,0 +1,353 @@
+"""Resets inside a sequence, time-major inputs and one-step stacks, for ``gru`` and ``gru_stack``.
+
+The contract: each segment of a packed row behaves exactly as its own sequence that starts from
+zeros (from ``h0`` where the row starts without a reset). Checked against
+* the independent float64 NumPy loop of ``tests/reference.py`` (values);
+* the same row cut into its segments and each run alone through ``gru`` without resets (values,
+  ``h_last`` and gradients with respect to the parameters, ``xs`` and ``h0``, to 1e-9);
+* autodiff of a plain ``lax.scan`` with ``jnp.where(reset, 0, h)``, for every ``Plan`` of the
+  hand-written derivative, with plans forced to small chunks so that resets fall on chunk edges.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from reference import np_gru, np_gru_stack
+
+import gru_jax
+from gru_jax import GRUParams, gru, gru_stack, gru_stack_cell
+from gru_jax._cell import _step
+from gru_jax._resets import segment_starts
+from gru_jax._vjp import Plan, scan_gru
+
+TOL = 1e-9
+B, T, I, H = 4, 19, 3, 5
+
+# Row 0: resets at t = 0, consecutive (5, 6), length-1 segments, one in the padding-free row.
+# Row 1: a reset at every step.  Row 2: none.  Row 3: resets inside the padding (length 9).
+RESETS = np.zeros((B, T), bool)
+RESETS[0, [0, 5, 6, 9, 15, 18]] = True
+RESETS[1, :] = True
+RESETS[3, [4, 8, 9, 12, 17]] = True
+LENGTHS = np.array([19, 17, 12, 9])
+
+
+def make(seed, reset_after, batch=B, steps=T):
+    rng = np.random.default_rng(seed)
+
+    def draw(*shape, scale=1.0):
+        return jnp.asarray(scale * rng.standard_normal(shape), jnp.float64)
+
+    p = GRUParams(
+        w_x=draw(I, 3 * H, scale=0.5),
+        w_h=draw(H, 3 * H, scale=0.5),
+        b_x=draw(3 * H),
+        b_h=draw(3 * H),
+        reset_after=reset_after,
+    )
+    return p, draw(batch, steps, I), draw(batch, H, scale=0.5), draw(batch, steps, H)
+
+
+def segments(resets_row, length, reverse):
+    """``[(start, stop, from_h0)]``: the segments of a row's valid prefix, and which one starts
+    from ``h0`` (forward: the first, unless reset at 0; reverse: the last)."""
+    cuts = [t for t in range(1, length) if resets_row[t]]
+    bounds = list(zip([0, *cuts], [*cuts, length], strict=True)) if length else []
+    out = []
+    for k, (a, b) in enumerate(bounds):
+        from_h0 = (k == len(bounds) - 1) if reverse else (k == 0 and not resets_row[0])
+        out.append((a, b, from_h0))
+    return out
+
+
+def segment_rows(xs, h0, *, reverse):
+    """Every segment of every row as its own row of a new batch, moved to start at step 0 and
+    padded: ``(xs (S, T, I), h0 (S, H), lengths (S,), where)`` with ``where[s] = (b, a, c)``."""
+    rows, starts, lengths, where = [], [], [], []
+    for b in range(xs.shape[0]):
+        for a, c, from_h0 in segments(RESETS[b], int(LENGTHS[b]), reverse):
+            rows.append(jnp.pad(xs[b, a:c], ((0, xs.shape[1] - (c - a)), (0, 0))))
+            starts.append(h0[b] if from_h0 else jnp.zeros((H,), xs.dtype))
+            lengths.append(c - a)
+            where.append((b, a, c))
+    return jnp.stack(rows), jnp.stack(starts), np.array(lengths), where
+
+
+def by_segments(p, xs, h0, *, reverse):
+    """The packed rows cut into their segments, each run alone (one batch, no resets)."""
+    seg_xs, seg_h0, seg_lengths, where = segment_rows(xs, h0, reverse=reverse)
+    seg_ys, seg_h = gru(p, seg_xs, seg_h0, seq_lengths=seg_lengths, reverse=reverse)
+    ys, h_last = jnp.zeros((*xs.shape[:2], H), xs.dtype), h0
+    for s, (b, a, c) in enumerate(where):
+        ys = ys.at[b, a:c].set(seg_ys[s, : c - a])
+        # forward: the last segment's final state; reverse: the first segment's
+        if (not reverse and c == LENGTHS[b]) or (reverse and a == 0):
+            h_last = h_last.at[b].set(seg_h[s])
+    return ys, h_last
+
+
+def packed(p, xs, h0, *, reverse, **kw):
+    return gru(p, xs, h0, seq_lengths=LENGTHS, resets=RESETS, reverse=reverse, **kw)
+
+
+def loss_of(fn, cy):
+    def loss(p, xs, h0):
+        ys, h_last = fn(p, xs, h0)
+        return jnp.sum(jnp.sin(ys) * cy) + jnp.sum(h_last**2)
+
+    return loss
+
+
+def assert_trees_close(a, b, tol=TOL):
+    la, ta = jax.tree.flatten(a)
+    lb, tb = jax.tree.flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_packed_row_equals_its_segments(reset_after, reverse):
+    p, xs, h0, cy = make(0, reset_after)
+    ref = np_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, LENGTHS, reverse, reset_after, RESETS)
+    ys, h_last = packed(p, xs, h0, reverse=reverse)
+    np.testing.assert_allclose(ys, ref[0], atol=TOL)
+    np.testing.assert_allclose(h_last, ref[1], atol=TOL)
+    seg = functools.partial(by_segments, reverse=reverse)
+    assert_trees_close((ys, h_last), seg(p, xs, h0))
+    argnums = (0, 1, 2)
+    fast = jax.jit(jax.value_and_grad(loss_of(functools.partial(packed, reverse=reverse), cy),
+                                      argnums))
+    slow = jax.jit(jax.value_and_grad(loss_of(seg, cy), argnums))
+    assert_trees_close(fast(p, xs, h0), slow(p, xs, h0))
+
+
+def test_nan_in_padding_and_padding_resets_change_nothing():
+    p, xs, h0, cy = make(1, False)
+    valid = np.arange(T)[None, :] < LENGTHS[:, None]
+    xs_nan = jnp.where(valid[..., None], xs, jnp.nan)
+    resets_pad = RESETS | ~valid  # marks in the padding are ignored
+
+    def run(xs, resets):
+        return gru(p, xs, h0, seq_lengths=LENGTHS, resets=resets)
+
+    ys, h_last = run(xs, RESETS)
+    ys2, h2 = run(xs_nan, resets_pad)
+    assert_trees_close((ys, h_last), (ys2, h2), tol=0)
+    assert not np.asarray(ys)[~valid].any()
+    g = jax.grad(lambda xs: jnp.sum(run(xs, resets_pad)[0] * cy))(xs_nan)
+    assert np.isfinite(np.asarray(g)).all() and not np.asarray(g)[~valid].any()
+
+
+# ------------------------------------------------------------------------- every plan
+
+
+def plain_gru_resets(p, xs, h0, lengths, starts, reverse):
+    """Autodiff reference: a plain time-major scan with ``jnp.where`` masking and resets."""
+    xs_t = jnp.swapaxes(xs, 0, 1)
+    mask = (jnp.arange(xs.shape[1])[:, None] < lengths[None, :])[..., None]
+
+    def step(h, inp):
+        x, valid, start = inp
+        h_new = _step(p, jnp.where(start, 0.0, h), x)
+        h_new = jnp.where(valid, h_new, h)
+        return h_new, jnp.where(valid, h_new, 0.0)
+
+    h_last, ys = jax.lax.scan(step, h0, (jnp.where(mask, xs_t, 0.0), mask, starts),
+                              reverse=reverse)
+    return jnp.swapaxes(ys, 0, 1), h_last
+
+
+@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
+def test_every_plan_with_resets_matches_autodiff(reset_after):
+    """Chunks of 1, 3 and 4 steps put resets on chunk edges and on edge ± 1."""
+    p, xs, h0, cy = make(2, reset_after)
+    lengths = jnp.asarray(LENGTHS)
+    plans = [
+        Plan(reset_after),
+        Plan(reset_after, fwd_chunk=3),
+        Plan(reset_after, hoist=True),
+        Plan(reset_after, fwd_chunk=2, recompute=True, train_chunk=1, remat=True),
+        Plan(reset_after, fwd_chunk=4, train_chunk=3, remat=True),
+        Plan(reset_after, fwd_chunk=5, train_chunk=4, recompute=True, remat=True),
+    ]
+
+    @jax.jit
+    def run(p, xs, h0):
+        out = []
+        for reverse in (False, True):
+            starts = segment_starts(jnp.asarray(RESETS), lengths, reverse=reverse,
+                                    time_major=False)
+            ref = functools.partial(plain_gru_resets, lengths=lengths, starts=starts,
+                                    reverse=reverse)
+            want = jax.value_and_grad(loss_of(ref, cy), (0, 1, 2))(p, xs, h0)
+            for pl in plans:
+                pl = pl._replace(reverse=reverse)
+
+                def fast(p, xs, h0, pl=pl, starts=starts):
+                    return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, lengths, starts, plan=pl)
+
+                out.append((jax.value_and_grad(loss_of(fast, cy), (0, 1, 2))(p, xs, h0), want))
+        return out
+
+    for got, want in run(p, xs, h0):
+        assert_trees_close(got, want)
+
+
+@pytest.mark.parametrize("remat", [False, True], ids=["store", "remat"])
+def test_check_grads_with_resets(remat):
+    p, xs, h0, _ = make(3, True, batch=2, steps=7)
+    resets = np.array([[True, False, True, True, False, False, True],
+                       [False, False, False, True, False, True, False]])
+    lengths = jnp.array([7, 5])
+
+    def f(p, xs, h0):
+        return gru(p, xs, h0, seq_lengths=lengths, resets=resets, remat=remat)
+
+    check_grads(f, (p, xs, h0), order=1, modes=("fwd", "rev"))
+
+
+def test_resets_keep_the_plan_and_the_custom_jvp(monkeypatch):
+    """The same Plan is chosen with and without resets, and the derivative is the custom JVP
+    (no autodiff of a plain scan)."""
+    p, xs, h0, _ = make(4, False)
+    seen = []
+    real = gru_jax._scan.scan_gru
+
+    def spy(*args, plan):
+        seen.append(plan)
+        return real(*args, plan=plan)
+
+    monkeypatch.setattr(gru_jax._scan, "scan_gru", spy)
+    for resets in (None, RESETS):
+        for remat in (False, True):
+            gru(p, xs, h0, resets=resets, remat=remat)
+    assert seen[0] == seen[2] and seen[1] == seen[3]
+    monkeypatch.setattr(gru_jax._scan, "scan_gru", real)
+    jaxpr = str(jax.make_jaxpr(lambda xs: gru(p, xs, h0, resets=RESETS))(xs))
+    assert "custom_jvp_call" in jaxpr  # whose rule is the hand-written derivative
+
+
+# ------------------------------------------------------------------------- time-major
+
+
+@pytest.mark.parametrize("remat", [False, True], ids=["store", "remat"])
+def test_time_major_equals_batch_major(remat):
+    p, xs, h0, cy = make(5, True)
+    cy_t = jnp.swapaxes(cy, 0, 1)
+
+    def batch_major(p, xs, h0):
+        ys, h = gru(p, xs, h0, seq_lengths=LENGTHS, resets=RESETS, remat=remat)
+        return jnp.sum(jnp.sin(ys) * cy) + jnp.sum(h**2)
+
+    def time_major(p, xs_t, h0):
+        ys, h = gru(p, xs_t, h0, seq_lengths=LENGTHS, resets=RESETS.T, time_major=True,
+                    remat=remat)
+        assert ys.shape == (T, B, H)
+        return jnp.sum(jnp.sin(ys) * cy_t) + jnp.sum(h**2)
+
+    g1 = jax.jit(jax.value_and_grad(batch_major, (0, 1, 2)))(p, xs, h0)
+    v2, (gp, gx, gh) = jax.jit(jax.value_and_grad(time_major, (0, 1, 2)))(
+        p, jnp.swapaxes(xs, 0, 1), h0
+    )
+    assert_trees_close(g1, (v2, (gp, jnp.swapaxes(gx, 0, 1), gh)))
+
+
+def test_time_major_with_extra_batch_dims():
+    p, xs, _, _ = make(6, False)
+    xs4 = xs.reshape(2, 2, T, I)
+    ys, h = gru(p, xs4, seq_lengths=LENGTHS.reshape(2, 2), resets=RESETS.reshape(2, 2, T))
+    ys_t, h_t = gru(p, jnp.moveaxis(xs4, 2, 0), seq_lengths=LENGTHS.reshape(2, 2),
+                    resets=np.moveaxis(RESETS.reshape(2, 2, T), 2, 0), time_major=True)
+    assert_trees_close((jnp.moveaxis(ys, 2, 0), h), (ys_t, h_t))
+
+
+# ------------------------------------------------------------------------- stacks
+
+
+def test_bidirectional_stack_on_a_packed_row_equals_each_segment_alone():
+    stack = gru_jax.init_gru_stack(jax.random.key(0), I, H, num_layers=2, bidirectional=True,
+                                   dtype=jnp.float64)
+    stack = jax.tree.map(lambda a: a + 0.1, stack)
+    _, xs, _, _ = make(7, False)
+    ys, h_n = gru_stack(stack, xs, seq_lengths=LENGTHS, resets=RESETS)
+    layers = [[(q.w_x, q.w_h, q.b_x, q.b_h, q.reset_after) for q in layer] for layer in stack]
+    ref_ys, ref_h = np_gru_stack(layers, xs, None, LENGTHS, RESETS)
+    np.testing.assert_allclose(ys, ref_ys, atol=TOL)
+    np.testing.assert_allclose(h_n, ref_h, atol=TOL)
+    # and each segment run alone through the stack (all segments as one batch)
+    seg_xs, _, seg_lengths, where = segment_rows(xs, jnp.zeros((B, H)), reverse=False)
+    seg_ys, _ = gru_stack(stack, seg_xs, seq_lengths=seg_lengths)
+    for s, (b, a, c) in enumerate(where):
+        np.testing.assert_allclose(ys[b, a:c], seg_ys[s, : c - a], atol=TOL)
+    ys_t, h_t = gru_stack(stack, jnp.swapaxes(xs, 0, 1), seq_lengths=LENGTHS,
+                          resets=RESETS.T, time_major=True)
+    assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), (ys, h_n))
+
+
+def test_gru_stack_cell_steps_equal_gru_stack():
+    stack = gru_jax.init_gru_stack(jax.random.key(1), I, H, num_layers=3, reset_after=True,
+                                   dtype=jnp.float64)
+    _, xs, _, _ = make(8, True)
+    h0 = jnp.asarray(np.random.default_rng(8).standard_normal((3, B, H)) * 0.5)
+    ys, h_n = gru_stack(stack, xs, h0)
+
+    def step(h, x):
+        h = gru_stack_cell(stack, h, x)
+        return h, h[-1]
+
+    h_last, ys_steps = jax.lax.scan(step, h0, jnp.swapaxes(xs, 0, 1))
+    assert_trees_close((jnp.swapaxes(ys_steps, 0, 1), h_last), (ys, h_n))
+
+
+def test_gru_stack_cell_errors():
+    bi = gru_jax.init_gru_stack(jax.random.key(0), I, H, num_layers=1, bidirectional=True)
+    with pytest.raises(ValueError, match=r"gru_stack_cell: params must be a unidirectional"):
+        gru_stack_cell(bi, jnp.zeros((2, 4, H)), jnp.zeros((4, I)))
+    uni = gru_jax.init_gru_stack(jax.random.key(0), I, H, num_layers=2)
+    with pytest.raises(ValueError, match=r"gru_stack_cell: h must have shape \(L, \*B, H\) = "
+                                         r"\(2, 4, 5\); got \(1, 4, 5\)"):
+        gru_stack_cell(uni, jnp.zeros((1, 4, H)), jnp.zeros((4, I)))
+
+
+# ------------------------------------------------------------------------- helpers, errors
+
+
+def test_segment_helpers_find_the_segments():
+    ids = np.array([[7, 7, 3, 3, 3, 1, 0, 0], [1, 2, 3, 4, 5, 6, 7, 8]])
+    resets = gru_jax.resets_from_segment_ids(ids)
+    assert resets.tolist() == [[False, False, True, False, False, True, True, False],
+                               [False] + [True] * 7]
+    ends = gru_jax.segment_ends(resets, seq_lengths=np.array([6, 8]))
+    assert ends.tolist() == [[False, True, False, False, True, True, False, False], [True] * 8]
+    # The forward final state of each segment is ys at its end.
+    p, _, _, _ = make(9, False)
+    xs = jnp.asarray(np.random.default_rng(9).standard_normal((2, 8, I)))
+    ys, _ = gru(p, xs, seq_lengths=np.array([6, 8]), resets=resets)
+    alone, _ = gru(p, xs[0, 2:5])
+    np.testing.assert_allclose(ys[0][np.asarray(ends[0])][1], alone[-1], atol=TOL)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"resets": np.zeros((B, T), np.int32)}, TypeError,
+         "gru: resets must have dtype bool; got int32"),
+        ({"resets": np.zeros((B, T - 1), bool)}, ValueError,
+         rf"gru: resets must have shape \(\*B, T\) = \({B}, {T}\); got \({B}, {T - 1}\)"),
+        ({"resets": np.zeros((B, T), bool), "time_major": True}, ValueError,
+         rf"gru: resets must have shape \(T, \*B\) = \({B}, {B}\); got \({B}, {T}\)"),
+        ({"time_major": 1}, TypeError, "gru: time_major must be a bool; got int"),
+    ],
+)
+def test_bad_resets_are_clear_errors(kwargs, error, message):
+    p, xs, _, _ = make(10, False)
+    if kwargs.get("time_major") is True:
+        xs = xs[:, :B]  # (T', B, I) read time-major: T' = 4 rows, B' = 4
+    with pytest.raises(error, match=message):
+        gru(p, xs, **kwargs)
