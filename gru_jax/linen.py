@@ -36,7 +36,7 @@ from gru_jax._mingru import (
     two_blocks,
 )
 from gru_jax._scan import check_xs
-from gru_jax._stack import gru_stack
+from gru_jax._stack import gru_stack, gru_stack_cell
 from gru_jax._tree import DIRECTIONS, cast_tree, cell_step, params_to_tree, tree_to_params
 from gru_jax._typing import Array, DTypeLike, Initializer, PRNGKey
 
@@ -185,6 +185,10 @@ class GRU(nn.Module):
       unroll, remat: passed to :func:`gru_jax.gru`.
       return_carry: return ``(ys, h_n)`` instead of ``ys``.
       dtype, param_dtype, kernel_init, recurrent_kernel_init, bias_init: as in :class:`GRUCell`.
+      time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``, as in
+        ``flax.linen.RNN``; the scans read and write that layout in place.
+
+    One step at a time (acting, sampling): :meth:`step`, for a unidirectional stack.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -212,6 +216,7 @@ class GRU(nn.Module):
     kernel_init: Initializer = default_kernel_init
     recurrent_kernel_init: Initializer = default_recurrent_init
     bias_init: Initializer = default_bias_init
+    time_major: bool = False
 
     @nn.compact
     def __call__(
@@ -219,10 +224,16 @@ class GRU(nn.Module):
         xs: Array,
         *,
         seq_lengths: Array | None = None,
+        resets: Array | None = None,
         initial_carry: Array | None = None,
         deterministic: bool = True,
     ) -> Array | tuple[Array, Array]:
-        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)``, or ``(ys, h_n (L·D, *B, H))``."""
+        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)``, or ``(ys, h_n (L·D, *B, H))``.
+
+        ``resets (*B, T)`` bool marks the steps that start a new segment (an episode, a packed
+        sequence), as in :func:`gru_jax.gru_stack`. With ``time_major``, ``xs (T, *B, I)``,
+        ``resets (T, *B)`` and ``ys (T, *B, D·H)``.
+        """
         features = check_size("GRU", "features", self.features)
         num_layers = check_size("GRU", "num_layers", self.num_layers)
         num_directions = 2 if self.bidirectional else 1
@@ -250,6 +261,8 @@ class GRU(nn.Module):
             xs,
             initial_carry,
             seq_lengths=seq_lengths,
+            resets=resets,
+            time_major=self.time_major,
             dropout_rate=self.dropout_rate,
             deterministic=not use_dropout,
             key=self.make_rng("dropout") if use_dropout else None,
@@ -257,6 +270,28 @@ class GRU(nn.Module):
             remat=self.remat,
         )
         return (ys, h_n) if self.return_carry else ys
+
+    def step(self, carry: Array, x: Array) -> Array:
+        """One step of the whole stack: :func:`gru_jax.gru_stack_cell` on this module's
+        parameters (a unidirectional stack; no dropout).
+
+        ``carry (L, *B, H)``, ``x (*B, I)`` -> the new carry ``(L, *B, H)``; the top layer's
+        output is ``new_carry[-1]``. Call it as
+        ``layer.apply(variables, carry, x, method=GRU.step)`` after ``init``.
+
+        Example:
+          >>> import jax, jax.numpy as jnp
+          >>> from gru_jax.linen import GRU
+          >>> layer = GRU(features=8, num_layers=2)
+          >>> variables = layer.init(jax.random.key(0), jnp.ones((4, 1, 3)))
+          >>> carry = layer.apply(variables, jnp.zeros((2, 4, 8)), jnp.ones((4, 3)),
+          ...                     method=GRU.step)
+          >>> carry.shape
+          (2, 4, 8)
+        """
+        stack = tree_to_params(self.variables["params"], reset_after=self.reset_after)
+        stack, carry, x = cast_tree((stack, carry, x), self.dtype)
+        return gru_stack_cell(stack, carry, x)
 
 
 # ----------------------------------------------------------------------------- minGRU
@@ -334,6 +369,7 @@ class MinGRU(nn.Module):
         last. All give the same results up to rounding.
       return_carry: return ``(ys, h_last)`` instead of ``ys``.
       dtype, param_dtype, kernel_init, bias_init: as in :class:`MinGRUCell`.
+      time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -357,6 +393,7 @@ class MinGRU(nn.Module):
     param_dtype: DTypeLike = jnp.float32
     kernel_init: Initializer = default_kernel_init
     bias_init: Initializer = default_bias_init
+    time_major: bool = False
 
     @nn.compact
     def __call__(
@@ -364,11 +401,14 @@ class MinGRU(nn.Module):
         xs: Array,
         *,
         seq_lengths: Array | None = None,
+        resets: Array | None = None,
         initial_carry: Array | None = None,
     ) -> Array | tuple[Array, Array]:
         """``xs (*B, T, I)`` -> ``ys (*B, T, H)``, or ``(ys, h_last (*B, H))``.
 
-        ``initial_carry`` is ``h0 (*B, H)`` (zeros when ``None``).
+        ``initial_carry`` is ``h0 (*B, H)`` (zeros when ``None``); ``resets (*B, T)`` bool marks
+        segment starts, as in :func:`gru_jax.mingru`. With ``time_major``, ``xs (T, *B, I)``,
+        ``resets (T, *B)`` and ``ys (T, *B, H)``.
         """
         features = check_size("MinGRU", "features", self.features)
         xs = as_float_array("MinGRU", "xs", xs)
@@ -381,6 +421,8 @@ class MinGRU(nn.Module):
             xs,
             initial_carry,
             seq_lengths=seq_lengths,
+            resets=resets,
+            time_major=self.time_major,
             mode=self.mode,
             chunk_size=self.chunk_size,
         )

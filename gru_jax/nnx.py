@@ -43,7 +43,7 @@ from gru_jax._mingru import (
     two_blocks,
 )
 from gru_jax._mingru import check_params as check_mingru_params
-from gru_jax._stack import GRUStackParams, check_stack, gru_stack
+from gru_jax._stack import GRUStackParams, check_stack, gru_stack, gru_stack_cell
 from gru_jax._tree import (
     DIRECTIONS,
     FIELDS,
@@ -226,7 +226,11 @@ class GRU(nnx.Module):
       unroll, remat: passed to :func:`gru_jax.gru`.
       return_carry: return ``(ys, h_n)`` instead of ``ys``.
       dtype, param_dtype, kernel_init, recurrent_kernel_init, bias_init: as in :class:`GRUCell`.
+      time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``, as in
+        ``flax.nnx.RNN``; the scans read and write that layout in place.
       rngs: an ``nnx.Rngs``: ``params`` for initialisation, ``dropout`` for dropout masks.
+
+    One step at a time (acting, sampling): :meth:`step`, for a unidirectional stack.
 
     Example:
       >>> import jax.numpy as jnp
@@ -258,6 +262,7 @@ class GRU(nnx.Module):
         kernel_init: Initializer = default_kernel_init,
         recurrent_kernel_init: Initializer = default_recurrent_init,
         bias_init: Initializer = default_bias_init,
+        time_major: bool = False,
         rngs: nnx.Rngs,
     ):
         num_layers = check_size("GRU", "num_layers", num_layers)
@@ -266,7 +271,7 @@ class GRU(nnx.Module):
             raise ValueError(f"GRU: dropout_rate must lie in [0, 1); got {dropout_rate}")
         self.num_layers, self.num_directions = num_layers, 2 if bidirectional else 1
         self.dropout_rate, self.unroll, self.remat = dropout_rate, unroll, remat
-        self.return_carry, self.dtype = return_carry, dtype
+        self.return_carry, self.dtype, self.time_major = return_carry, dtype, time_major
         self.deterministic = False
         self.rngs = rngs.dropout.fork() if dropout_rate > 0 and num_layers > 1 else None
         for layer in range(num_layers):
@@ -318,12 +323,16 @@ class GRU(nnx.Module):
         xs: Array,
         *,
         seq_lengths: Array | None = None,
+        resets: Array | None = None,
         initial_carry: Array | None = None,
         deterministic: bool | None = None,
     ) -> Array | tuple[Array, Array]:
         """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)``, or ``(ys, h_n (L·D, *B, H))``.
 
-        ``deterministic`` overrides the module's train/eval mode for this call.
+        ``resets (*B, T)`` bool marks the steps that start a new segment, as in
+        :func:`gru_jax.gru_stack`; with ``time_major``, ``xs (T, *B, I)``, ``resets (T, *B)`` and
+        ``ys (T, *B, D·H)``. ``deterministic`` overrides the module's train/eval mode for this
+        call.
         """
         deterministic = self.deterministic if deterministic is None else deterministic
         use_dropout = not deterministic and self.rngs is not None
@@ -333,6 +342,8 @@ class GRU(nnx.Module):
             xs,
             initial_carry,
             seq_lengths=seq_lengths,
+            resets=resets,
+            time_major=self.time_major,
             dropout_rate=self.dropout_rate,
             deterministic=not use_dropout,
             key=self.rngs() if use_dropout and self.rngs is not None else None,
@@ -340,6 +351,24 @@ class GRU(nnx.Module):
             remat=self.remat,
         )
         return (ys, h_n) if self.return_carry else ys
+
+    def step(self, carry: Array, x: Array) -> Array:
+        """One step of the whole stack: :func:`gru_jax.gru_stack_cell` on this module's
+        parameters (a unidirectional stack; no dropout).
+
+        ``carry (L, *B, H)``, ``x (*B, I)`` -> the new carry ``(L, *B, H)``; the top layer's
+        output is ``new_carry[-1]``.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from flax import nnx
+          >>> from gru_jax.nnx import GRU
+          >>> layer = GRU(3, 8, num_layers=2, rngs=nnx.Rngs(0))
+          >>> layer.step(jnp.zeros((2, 4, 8)), jnp.ones((4, 3))).shape
+          (2, 4, 8)
+        """
+        stack, carry, x = cast_tree((self.gru_params, carry, x), self.dtype)
+        return gru_stack_cell(stack, carry, x)
 
 
 # ----------------------------------------------------------------------------- minGRU
@@ -460,6 +489,7 @@ class MinGRU(_MinGRUParamsModule):
         last. All give the same results up to rounding.
       return_carry: return ``(ys, h_last)`` instead of ``ys``.
       dtype, param_dtype, kernel_init, bias_init: as in :class:`MinGRUCell`.
+      time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``.
       rngs: an ``nnx.Rngs``; parameters draw from its ``params`` stream.
 
     Example:
@@ -487,6 +517,7 @@ class MinGRU(_MinGRUParamsModule):
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        time_major: bool = False,
         rngs: nnx.Rngs,
     ):
         super().__init__(
@@ -500,18 +531,21 @@ class MinGRU(_MinGRUParamsModule):
         )
         self.mode = check_mode("MinGRU", mode)
         self.chunk_size = check_size("MinGRU", "chunk_size", chunk_size)
-        self.return_carry, self.dtype = return_carry, dtype
+        self.return_carry, self.dtype, self.time_major = return_carry, dtype, time_major
 
     def __call__(
         self,
         xs: Array,
         *,
         seq_lengths: Array | None = None,
+        resets: Array | None = None,
         initial_carry: Array | None = None,
     ) -> Array | tuple[Array, Array]:
         """``xs (*B, T, I)`` -> ``ys (*B, T, H)``, or ``(ys, h_last (*B, H))``.
 
-        ``initial_carry`` is ``h0 (*B, H)`` (zeros when ``None``).
+        ``initial_carry`` is ``h0 (*B, H)`` (zeros when ``None``); ``resets (*B, T)`` bool marks
+        segment starts, as in :func:`gru_jax.mingru`. With ``time_major``, ``xs (T, *B, I)``,
+        ``resets (T, *B)`` and ``ys (T, *B, H)``.
         """
         params, xs, initial_carry = cast_tree((self.mingru_params, xs, initial_carry), self.dtype)
         ys, h_last = mingru(
@@ -519,6 +553,8 @@ class MinGRU(_MinGRUParamsModule):
             xs,
             initial_carry,
             seq_lengths=seq_lengths,
+            resets=resets,
+            time_major=self.time_major,
             mode=self.mode,
             chunk_size=self.chunk_size,
         )

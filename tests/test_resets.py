@@ -351,3 +351,85 @@ def test_bad_resets_are_clear_errors(kwargs, error, message):
         xs = xs[:, :B]  # (T', B, I) read time-major: T' = 4 rows, B' = 4
     with pytest.raises(error, match=message):
         gru(p, xs, **kwargs)
+
+
+# ------------------------------------------------------------------------- Flax modules
+
+
+def test_flax_modules_take_resets_time_major_and_step():
+    from flax import nnx
+
+    import gru_jax.linen
+    import gru_jax.nnx
+
+    _, xs, _, _ = make(11, False)
+    xs32 = xs.astype(jnp.float32)
+    lin = gru_jax.linen.GRU(H, num_layers=2, return_carry=True)
+    variables = lin.init(jax.random.key(0), xs32)
+    stack = gru_jax.linen.tree_to_params(variables["params"], reset_after=False)
+    want = gru_stack(stack, xs32, seq_lengths=LENGTHS, resets=RESETS)
+    got = lin.apply(variables, xs32, seq_lengths=LENGTHS, resets=RESETS)
+    assert_trees_close(got, want, tol=0)
+    lin_t = gru_jax.linen.GRU(H, num_layers=2, return_carry=True, time_major=True)
+    ys_t, h_t = lin_t.apply(variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS,
+                            resets=RESETS.T)
+    assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
+    carry = jnp.ones((2, B, H)) * 0.1
+    step = lin.apply(variables, carry, xs32[:, 0], method=gru_jax.linen.GRU.step)
+    assert_trees_close(step, gru_stack_cell(stack, carry, xs32[:, 0]), tol=0)
+
+    mod = gru_jax.nnx.GRU(I, H, num_layers=2, return_carry=True, rngs=nnx.Rngs(0))
+    want = gru_stack(mod.gru_params, xs32, seq_lengths=LENGTHS, resets=RESETS)
+    assert_trees_close(mod(xs32, seq_lengths=LENGTHS, resets=RESETS), want, tol=0)
+    assert_trees_close(mod.step(carry, xs32[:, 0]),
+                       gru_stack_cell(mod.gru_params, carry, xs32[:, 0]), tol=0)
+    mod_t = gru_jax.nnx.GRU(I, H, num_layers=2, return_carry=True, time_major=True,
+                            rngs=nnx.Rngs(0))
+    ys_t, h_t = mod_t(jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T)
+    assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
+
+
+def test_flax_mingru_modules_take_resets_and_time_major():
+    from flax import nnx
+
+    import gru_jax.linen
+    import gru_jax.nnx
+
+    _, xs, _, _ = make(12, False)
+    xs32 = xs.astype(jnp.float32)
+    lin = gru_jax.linen.MinGRU(H, return_carry=True)
+    variables = lin.init(jax.random.key(0), xs32)
+    params = gru_jax.MinGRUParams(**variables["params"])
+    want = gru_jax.mingru(params, xs32, seq_lengths=LENGTHS, resets=RESETS)
+    assert_trees_close(lin.apply(variables, xs32, seq_lengths=LENGTHS, resets=RESETS), want,
+                       tol=0)
+    lin_t = gru_jax.linen.MinGRU(H, return_carry=True, time_major=True)
+    ys_t, h_t = lin_t.apply(variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS,
+                            resets=RESETS.T)
+    assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
+    mod = gru_jax.nnx.MinGRU(I, H, return_carry=True, time_major=True, rngs=nnx.Rngs(0))
+    want = gru_jax.mingru(mod.mingru_params, xs32, seq_lengths=LENGTHS, resets=RESETS)
+    ys_t, h_t = mod(jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T)
+    assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
+
+
+def test_task_models_step_like_a_length_one_sequence():
+    """Sampling (charlm) and greedy decoding (seq2seq) step the stack with GRU.step."""
+    from gru_jax.tasks.charlm import CharLM
+    from gru_jax.tasks.seq2seq import Seq2Seq
+
+    tokens = jnp.array([3, 5, 7])
+    carry = jnp.full((2, 3, 6), 0.2)
+    lm = CharLM(vocab_size=11, embed_dim=4, hidden_size=6, num_layers=2)
+    params = lm.init(jax.random.key(0), {"inputs": jnp.zeros((3, 4), jnp.int32)})
+    want_logits, want_carry = lm.apply(params, tokens[:, None], carry,
+                                       method=CharLM.logits_and_carry)
+    logits, new_carry = lm.apply(params, tokens, carry, method=CharLM.next_logits)
+    assert_trees_close((logits, new_carry), (want_logits[:, 0], want_carry), tol=1e-6)
+    s2s = Seq2Seq(vocab_size=11, embed_dim=4, hidden_size=6, num_layers=2)
+    batch = {"source": jnp.ones((3, 5), jnp.int32), "source_lengths": jnp.array([5, 3, 1]),
+             "decoder_inputs": jnp.ones((3, 4), jnp.int32)}
+    params = s2s.init(jax.random.key(1), batch)
+    want_logits, want_carry = s2s.apply(params, tokens[:, None], carry, method=Seq2Seq.decode)
+    logits, new_carry = s2s.apply(params, tokens, carry, method=Seq2Seq.next_logits)
+    assert_trees_close((logits, new_carry), (want_logits[:, 0], want_carry), tol=1e-6)

@@ -54,7 +54,7 @@ def test_registering_again_replaces(registry):
 def test_register_task_errors(registry):
     with pytest.raises(TypeError, match="register_task: task must be a Task; got dict"):
         register_task({"name": "mine"})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="must not be a built-in task's name.*got 'copy'"):
+    with pytest.raises(ValueError, match=r"must not be a built-in task's name.*got 'copy'"):
         register_task(_task("copy"))
     with pytest.raises(ValueError, match="unknown task 'nope'; expected one of"):
         get_task("nope")

@@ -412,6 +412,12 @@ class CharLM(nn.Module):
         ys, h_n = self.gru(self.embed(tokens), initial_carry=carry, deterministic=deterministic)
         return self.head(ys), h_n
 
+    def next_logits(self, token: jax.Array, carry: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """One step: ``token (B,)`` and ``carry (L, B, H)`` -> logits ``(B, V)``, the new carry
+        (:meth:`gru_jax.linen.GRU.step`, no length-1 sequence)."""
+        carry = self.gru.step(carry, self.embed(token))
+        return self.head(carry[-1]), carry
+
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
         return self.logits_and_carry(batch["inputs"], deterministic=not train)[0]
 
@@ -429,7 +435,8 @@ def sample(
     """``num_samples`` continuations of ``prompt``, ``num_chars`` characters each.
 
     The prompt runs through the GRU once; then a jitted ``lax.scan`` feeds each sampled character
-    back with the carry. ``temperature`` divides the logits (0: greedy, the argmax).
+    back with the carry, one step of the stack at a time (:meth:`CharLM.next_logits`).
+    ``temperature`` divides the logits (0: greedy, the argmax).
     """
     if not prompt:
         raise ValueError("sample: the prompt must not be empty")
@@ -451,10 +458,8 @@ def sample(
         ) -> tuple[tuple[jax.Array, Any], jax.Array]:
             logits, carry = state
             token = pick(logits, k)
-            logits, carry = model.apply(
-                params, token[:, None], carry, method=CharLM.logits_and_carry
-            )
-            return (logits[:, 0], carry), token
+            logits, carry = model.apply(params, token, carry, method=CharLM.next_logits)
+            return (logits, carry), token
 
         _, tokens = jax.lax.scan(step, (logits[:, -1], carry), jax.random.split(key, num_chars))
         return tokens.T  # (num_samples, num_chars)

@@ -138,6 +138,12 @@ class Seq2Seq(nn.Module):
         )
         return self.head(ys), h_n
 
+    def next_logits(self, token: jax.Array, carry: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """One decoder step: ``token (B,)`` and ``carry (L, B, H)`` -> logits ``(B, V)``, the new
+        carry (:meth:`gru_jax.linen.GRU.step`, no length-1 sequence)."""
+        carry = self.decoder.step(carry, self.target_embed(token))
+        return self.head(carry[-1]), carry
+
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
         carry = self.encode(batch["source"], batch["source_lengths"], deterministic=not train)
         return self.decode(batch["decoder_inputs"], carry, deterministic=not train)[0]
@@ -148,15 +154,16 @@ def greedy_decode(
 ) -> jax.Array:
     """``steps`` greedily decoded tokens ``(B, steps)`` int32 (jittable; ``steps`` static).
 
-    A ``lax.scan`` feeds each step's argmax back into the decoder with its carry, starting from
+    A ``lax.scan`` feeds each step's argmax back into the decoder with its carry
+    (:meth:`Seq2Seq.next_logits`, one step of the stack), starting from
     ``BOS``. It runs all ``steps``; what follows the first ``EOS`` is to be ignored.
     """
     carry = model.apply(params, source, lengths, method=Seq2Seq.encode)
 
     def step(state: tuple[jax.Array, Any], _: None) -> tuple[tuple[jax.Array, Any], jax.Array]:
         token, carry = state
-        logits, carry = model.apply(params, token[:, None], carry, method=Seq2Seq.decode)
-        token = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)
+        logits, carry = model.apply(params, token, carry, method=Seq2Seq.next_logits)
+        token = jnp.argmax(logits, axis=-1).astype(jnp.int32)
         return (token, carry), token
 
     bos = jnp.full(source.shape[:1], BOS, jnp.int32)
