@@ -80,3 +80,24 @@ def test_bad_arguments_are_one_line(run, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "error:" in err, err
+
+
+def test_bench_resets_report_is_complete(tmp_path, capsys):
+    bench_resets = load("bench_resets")
+    out = tmp_path / "resets.json"
+    argv = ["--shapes", "2x6x3x4", "--repeats", "2", "--min-time", "0.001", "--out", str(out)]
+    assert bench_resets.main(argv) == 0
+    data = json.loads(out.read_text())
+    assert out.with_suffix(".md").exists()
+    for variant in ("reset_after=True", "reset_after=False"):
+        modes = data["results"][f"2x6x3x4 {variant}"]
+        for mode in ("fwd", "fwdbwd"):
+            cases = modes[mode]
+            assert set(cases) == set(bench_resets.CASES)
+            assert cases["plain"]["ratio_to_plain"] == 1.0
+            for c in cases.values():
+                assert c["min_ms"] <= c["median_ms"] <= c["max_ms"]
+                plain = cases["plain"]["median_ms"]
+                assert c["ratio_to_plain"] == pytest.approx(c["median_ms"] / plain)
+    assert bench_resets.main(["--shapes", "2x6x3"]) == 2
+    assert capsys.readouterr().err.strip().startswith("bench_resets: error: a shape is BxTxIxH")
