@@ -17,6 +17,8 @@ import importlib
 import inspect
 import pkgutil
 import re
+import sys
+import types
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -45,9 +47,11 @@ def test_python_blocks_run(page: Path, monkeypatch: pytest.MonkeyPatch):
     if not blocks:
         pytest.skip("no python blocks")
     monkeypatch.chdir(ROOT)
-    namespace: dict = {"__name__": "__docs__"}
+    module = types.ModuleType("__docs__")  # a real module, so that dataclasses can find it
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
     for i, block in enumerate(blocks):
-        code = compile(block, f"{page.relative_to(ROOT)}[block {i}]", "exec")
+        code = compile(block, f"{page.relative_to(ROOT)}[block {i}]", "exec", dont_inherit=True)
         exec(code, namespace)
 
 
