@@ -9,14 +9,29 @@ Embedding recurses with a probability that falls with depth. A character model m
 spell about 190 words, which words may follow which, and agreement across relative clauses.
 
 Data: one corpus of ``data.corpus_chars`` characters per seed, generated once with
-``random.Random(seed)`` (the loop trains on the seed's corpus and evaluates on the next seed's);
-batches are random windows of ``data.seq_len + 1`` characters, ``inputs = window[:-1]`` and
-``targets = window[1:]``. The vocabulary is fixed by the grammar's lexicon (:data:`VOCAB`), the
-same for every seed.
+``random.Random(seed)`` (the loop trains on the seed's corpus and evaluates on the next seed's).
+``data.layout`` (:data:`LAYOUTS`) chooses how it becomes batches:
 
-Metric: bits per character on the evaluation corpus (cross-entropy / ln 2; lower is better).
-Baseline: the unigram model's bits per character on the evaluation corpus, ≈ 4.16, with character
-frequencies counted on the training corpus (add-one smoothed). For scale, the grammar's random
+* ``stream`` (the default): random windows of ``data.seq_len + 1`` characters of the corpus (its
+  sentences joined by spaces), ``inputs = window[:-1]`` and ``targets = window[1:]``.
+* ``padded``: one sentence per row, padded to ``data.seq_len``, with ``seq_lengths``.
+* ``packed``: whole sentences packed into rows of ``data.seq_len`` (:func:`pack_sentences`), with
+  ``resets`` at every sentence start and ``seq_lengths`` for the padded tail.
+
+Both sentence layouts hold the same sentences (:func:`sentences`: those of the corpus, in order;
+a sentence longer than ``data.seq_len`` is dropped, not cut) and train each as its own sequence:
+from the zero state, the input at its first step is the start token ``" "`` (the space that
+precedes every sentence in the stream, so the vocabulary is unchanged), and its targets are its
+own characters, the first included; a sentence's last character is only ever a target, so no
+target crosses a sentence boundary, and ``mask`` (True at a sentence's characters) keeps the
+padding out of the loss and the metric. Batches are random rows of :func:`sentence_rows`. The
+vocabulary is fixed by the grammar's lexicon (:data:`VOCAB`), the same for every seed.
+
+Metric: bits per character on the evaluation corpus (cross-entropy / ln 2; lower is better),
+over the masked-in characters only in the sentence layouts, so that padded and packed runs are
+comparable. Baseline: the unigram model's bits per character on the evaluation corpus, ≈ 4.16,
+with character frequencies counted on the training corpus (add-one smoothed; in the sentence
+layouts, on the characters of the kept sentences, the targets). For scale, the grammar's random
 decisions carry ≈ 0.78 bits per character (:func:`derivation_bits_per_char`, an upper bound on
 the text's entropy rate). At the end the model writes samples, one character at a time from its
 carry, to ``samples.txt``.
@@ -30,6 +45,7 @@ import math
 import random
 import re
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -52,6 +68,9 @@ class CharLMData:
       sample_chars: characters generated per sample at the end of training.
       num_samples: how many samples to generate.
       sample_temperature: the softmax temperature of sampling; 0 samples greedily.
+      layout: how the corpus becomes rows (:data:`LAYOUTS`): ``"stream"``, windows of the
+        corpus; ``"padded"``, one sentence per row; ``"packed"``, whole sentences packed into
+        rows with ``resets``. A sentence longer than ``seq_len`` is dropped in the last two.
     """
 
     corpus_chars: int = 200_000  # characters of generated text per seed
@@ -60,6 +79,29 @@ class CharLMData:
     sample_chars: int = 400  # characters generated per sample
     num_samples: int = 3
     sample_temperature: float = 0.8  # softmax temperature; 0 samples greedily
+    layout: str = "stream"  # "stream", "padded" or "packed" (LAYOUTS)
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise _config_error(
+                f"config key 'data.layout' must be one of {list(LAYOUTS)}; got {self.layout!r}"
+            )
+
+
+LAYOUTS = ("stream", "padded", "packed")
+"""The values of ``data.layout``: windows of the corpus stream, one sentence per padded row, or
+whole sentences packed into rows."""
+
+START = " "
+"""The start token: the input at a sentence's first step in the sentence layouts."""
+
+
+def _config_error(message: str) -> Exception:
+    """A :class:`gru_jax.train.ConfigError` (imported late: ``gru_jax.train`` imports the tasks),
+    which the CLI prints as one line."""
+    from gru_jax.train._config import ConfigError
+
+    return ConfigError(message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,14 +374,34 @@ def derivation_bits_per_char(num_chars: int = 200_000, seed: int = 0) -> float:
     return _generate(num_chars, seed)[1]
 
 
-def _generate(num_chars: int, seed: int) -> tuple[str, float]:
+def _derive(num_chars: int, seed: int) -> tuple[list[str], float]:
+    """Sentences until they and a space after each make ``num_chars`` characters; the bits of
+    their derivation per character."""
     grammar = _Grammar(random.Random(seed))
     sentences, total = [], 0
     while total < num_chars:
         sentence = grammar.sentence()
         sentences.append(sentence)
         total += len(sentence) + 1
-    return " ".join(sentences)[:num_chars], grammar.nats / math.log(2.0) / total
+    return sentences, grammar.nats / math.log(2.0) / total
+
+
+def _generate(num_chars: int, seed: int) -> tuple[str, float]:
+    sentences, bits = _derive(num_chars, seed)
+    return " ".join(sentences)[:num_chars], bits
+
+
+@functools.lru_cache(maxsize=8)
+def sentences(num_chars: int, seed: int) -> tuple[str, ...]:
+    """The grammar's sentences that :func:`generate_text` joins with spaces (whole: the last one
+    may be cut off there), in order; the sentence layouts train on them.
+
+    Example:
+      >>> from gru_jax.tasks.charlm import generate_text, sentences
+      >>> " ".join(sentences(2000, seed=0)).startswith(generate_text(2000, seed=0))
+      True
+    """
+    return tuple(_derive(num_chars, seed)[0])
 
 
 def encode(text: str) -> np.ndarray:
@@ -381,6 +443,120 @@ def window_batch(
     return {"inputs": windows[:, :-1], "targets": windows[:, 1:]}
 
 
+def pack_sentences(lengths: Sequence[int], seq_len: int) -> list[list[int]]:
+    """Greedy best-fit packing: rows of sentence indices whose lengths sum to at most ``seq_len``.
+
+    The sentences are taken in order; each goes into the open row with the least room that still
+    fits it (a new row if none does). Rows are returned in the order they were opened, their
+    sentences in the order they were placed. A length above ``seq_len`` is an error.
+
+    Example:
+      >>> from gru_jax.tasks.charlm import pack_sentences
+      >>> pack_sentences([5, 4, 3, 2, 1], seq_len=6)
+      [[0, 4], [1, 3], [2]]
+    """
+    rows: list[list[int]] = []
+    room: list[int] = []
+    by_room: list[list[int]] = [[] for _ in range(seq_len + 1)]  # open rows by their room
+    for i, n in enumerate(lengths):
+        if not 0 < n <= seq_len:
+            raise ValueError(f"pack_sentences: sentence {i} has length {n}, not in [1, {seq_len}]")
+        r = next((r for r in range(n, seq_len + 1) if by_room[r]), None)
+        if r is None:
+            rows.append([])
+            room.append(seq_len)
+            row = len(rows) - 1
+        else:
+            row = by_room[r].pop(0)  # the earliest opened of the tightest rows
+        rows[row].append(i)
+        room[row] -= n
+        by_room[room[row]].append(row)
+        by_room[room[row]].sort()
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class SentenceRows:
+    """Sentences laid out in rows of ``T`` steps (:func:`sentence_rows`), NumPy arrays.
+
+    Attributes:
+      inputs: ``(R, T)`` uint8: at each sentence's first step the start token :data:`START`, then
+        its characters but the last; 0 (a space) in the padding.
+      targets: ``(R, T)`` uint8: each sentence's characters; 0 in the padding.
+      mask: ``(R, T)`` bool: True at the targets that count (the sentences' characters).
+      resets: ``(R, T)`` bool: True at each sentence's first step (step 0 included).
+      lengths: ``(R,)`` int32: the steps in use, the rest is padding.
+      segment_ids: ``(R, T)`` int32: the index of the sentence at each step, -1 in the padding.
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    mask: np.ndarray
+    resets: np.ndarray
+    lengths: np.ndarray
+    segment_ids: np.ndarray
+
+    @property
+    def padding_fraction(self) -> float:
+        """The fraction of the rows' steps that are padding."""
+        return 1.0 - float(self.mask.mean())
+
+
+def sentence_rows(texts: Sequence[str], seq_len: int, layout: str) -> SentenceRows:
+    """``texts`` (each at most ``seq_len`` characters) as rows: one per row (``"padded"``) or
+    packed by :func:`pack_sentences` (``"packed"``).
+
+    Example:
+      >>> from gru_jax.tasks.charlm import decode, sentence_rows
+      >>> rows = sentence_rows(["a cat runs.", "do dogs?"], 24, "packed")
+      >>> decode(rows.inputs[0, :19]), decode(rows.targets[0, :19])
+      (' a cat runs do dogs', 'a cat runs.do dogs?')
+      >>> rows.resets[0, :19].nonzero()[0].tolist(), rows.lengths.tolist()
+      ([0, 11], [19])
+    """
+    if layout not in ("padded", "packed"):
+        raise ValueError(f"sentence_rows: layout must be 'padded' or 'packed'; got {layout!r}")
+    lengths = [len(t) for t in texts]
+    groups = (
+        [[i] for i in range(len(texts))] if layout == "padded" else pack_sentences(lengths, seq_len)
+    )
+    shape = (len(groups), seq_len)
+    inputs, targets = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    resets = np.zeros(shape, bool)
+    segment_ids = np.full(shape, -1, np.int32)
+    row_lengths = np.zeros(len(groups), np.int32)
+    start_id = _CHAR_TO_ID[START]
+    for r, group in enumerate(groups):
+        t = 0
+        for i in group:
+            ids, n = encode(texts[i]), lengths[i]
+            if t + n > seq_len:
+                raise ValueError(f"sentence_rows: sentence {i} ({n} characters) exceeds {seq_len}")
+            targets[r, t : t + n] = ids
+            inputs[r, t] = start_id
+            inputs[r, t + 1 : t + n] = ids[:-1]
+            resets[r, t] = True
+            segment_ids[r, t : t + n] = i
+            t += n
+        row_lengths[r] = t
+    return SentenceRows(
+        inputs=inputs,
+        targets=targets,
+        mask=segment_ids >= 0,
+        resets=resets,
+        lengths=row_lengths,
+        segment_ids=segment_ids,
+    )
+
+
+def positions_in_segment(resets: Any) -> np.ndarray:
+    """``(B, T)`` int: how many steps each step is past the last reset at or before it (its
+    0-based position in its sentence); ``t`` where no reset came before."""
+    resets = np.asarray(resets)
+    t = np.broadcast_to(np.arange(resets.shape[-1]), resets.shape)
+    return t - np.maximum.accumulate(np.where(resets, t, 0), axis=-1)
+
+
 # ---------------------------------------------------------------------------------------------
 # The model.
 
@@ -389,7 +565,8 @@ class CharLM(nn.Module):
     """Embed → :class:`gru_jax.linen.GRU` → Dense: next-character logits ``(B, T, V)``.
 
     ``logits_and_carry`` runs from a given carry and returns the new one, so that text is
-    generated one character at a time at O(1) cost per character.
+    generated one character at a time at O(1) cost per character. A batch's ``seq_lengths``
+    and ``resets`` (the sentence layouts) go to the GRU.
     """
 
     vocab_size: int
@@ -406,10 +583,23 @@ class CharLM(nn.Module):
         self.head = nn.Dense(self.vocab_size)
 
     def logits_and_carry(
-        self, tokens: jax.Array, carry: jax.Array | None = None, *, deterministic: bool = True
+        self,
+        tokens: jax.Array,
+        carry: jax.Array | None = None,
+        *,
+        seq_lengths: jax.Array | None = None,
+        resets: jax.Array | None = None,
+        deterministic: bool = True,
     ) -> tuple[jax.Array, jax.Array]:
-        """``tokens (B, T)`` and ``carry (L, B, H)`` (zeros if None) -> logits, new carry."""
-        ys, h_n = self.gru(self.embed(tokens), initial_carry=carry, deterministic=deterministic)
+        """``tokens (B, T)`` and ``carry (L, B, H)`` (zeros if None) -> logits, new carry;
+        ``seq_lengths (B,)`` and ``resets (B, T)`` as in :class:`gru_jax.linen.GRU`."""
+        ys, h_n = self.gru(
+            self.embed(tokens),
+            seq_lengths=seq_lengths,  # None in the stream layout, as are the resets
+            resets=resets,
+            initial_carry=carry,
+            deterministic=deterministic,
+        )
         return self.head(ys), h_n
 
     def next_logits(self, token: jax.Array, carry: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -419,7 +609,12 @@ class CharLM(nn.Module):
         return self.head(carry[-1]), carry
 
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
-        return self.logits_and_carry(batch["inputs"], deterministic=not train)[0]
+        return self.logits_and_carry(
+            batch["inputs"],
+            seq_lengths=batch.get("seq_lengths"),
+            resets=batch.get("resets"),
+            deterministic=not train,
+        )[0]
 
 
 def sample(
@@ -431,18 +626,25 @@ def sample(
     *,
     temperature: float = 0.8,
     num_samples: int = 1,
+    sentences: bool = False,
 ) -> list[str]:
     """``num_samples`` continuations of ``prompt``, ``num_chars`` characters each.
 
     The prompt runs through the GRU once; then a jitted ``lax.scan`` feeds each sampled character
     back with the carry, one step of the stack at a time (:meth:`CharLM.next_logits`).
     ``temperature`` divides the logits (0: greedy, the argmax).
+
+    ``sentences``: for a model trained on a sentence layout, which saw each sentence alone: the
+    prompt is read after :data:`START` from the zero carry, and after a character that ends a
+    sentence (``.`` or ``?``) the next one is a space, read as the start token of a new sentence
+    from the zero carry.
     """
     if not prompt:
         raise ValueError("sample: the prompt must not be empty")
-    prompt_ids = jnp.broadcast_to(
-        jnp.asarray(encode(prompt), jnp.int32), (num_samples, len(prompt))
-    )
+    fed = START + prompt if sentences else prompt
+    prompt_ids = jnp.broadcast_to(jnp.asarray(encode(fed), jnp.int32), (num_samples, len(fed)))
+    ends = jnp.asarray(encode(".?"), jnp.int32)
+    start_id = _CHAR_TO_ID[START]
 
     def pick(logits: jax.Array, k: jax.Array) -> jax.Array:
         if temperature == 0:
@@ -461,8 +663,27 @@ def sample(
             logits, carry = model.apply(params, token, carry, method=CharLM.next_logits)
             return (logits, carry), token
 
-        _, tokens = jax.lax.scan(step, (logits[:, -1], carry), jax.random.split(key, num_chars))
-        return tokens.T  # (num_samples, num_chars)
+        if not sentences:
+            _, tokens = jax.lax.scan(step, (logits[:, -1], carry), jax.random.split(key, num_chars))
+            return tokens.T  # (num_samples, num_chars)
+
+        def step_tracking(
+            state: tuple[jax.Array, Any, jax.Array], k: jax.Array
+        ) -> tuple[tuple[jax.Array, Any, jax.Array], jax.Array]:
+            logits, carry, last = state
+            token = pick(logits, k)
+            ended = jnp.isin(last, ends)  # after a sentence: the start token, the zero carry
+            token = jnp.where(ended, start_id, token)
+            carry = jnp.where(ended[None, :, None], jnp.zeros_like(carry), carry)
+            logits, carry = model.apply(params, token, carry, method=CharLM.next_logits)
+            return (logits, carry, token), token
+
+        _, tokens = jax.lax.scan(
+            step_tracking,
+            (logits[:, -1], carry, prompt_ids[:, -1]),
+            jax.random.split(key, num_chars),
+        )
+        return tokens.T
 
     tokens = np.asarray(run(params, key))
     return [prompt + decode(row) for row in tokens]
@@ -487,6 +708,8 @@ def _make_source(data: CharLMData, seed: int) -> Source:
             f"data.corpus_chars ({data.corpus_chars}) must exceed data.seq_len + 1 "
             f"({data.seq_len + 1})"
         )
+    if data.layout != "stream":
+        return _sentence_source(data, seed)
     ids_np = corpus(data.corpus_chars, seed)
     ids = jnp.asarray(ids_np)  # uint8, a constant of the jitted batch function
 
@@ -494,6 +717,62 @@ def _make_source(data: CharLMData, seed: int) -> Source:
         return window_batch(ids, key, batch_size, data.seq_len)
 
     return Source(batch=batch, info={"ids": ids_np})
+
+
+def sentence_stats(texts: Sequence[str], seq_len: int) -> dict[str, Any]:
+    """The lengths of ``texts`` in characters (all of them, and the kept ones, those of at most
+    ``seq_len``), and how many are dropped."""
+    lengths = np.array([len(t) for t in texts])
+    kept = lengths[lengths <= seq_len]
+    return {
+        "sentences": int(lengths.size),
+        "chars_mean": float(lengths.mean()),
+        "chars_min": int(lengths.min()),
+        "chars_max": int(lengths.max()),
+        "dropped_longer_than_seq_len": int(lengths.size - kept.size),
+        "dropped_char_fraction": float(1.0 - kept.sum() / lengths.sum()),
+        "kept_chars_mean": float(kept.mean()) if kept.size else 0.0,
+        "kept_chars_max": int(kept.max()) if kept.size else 0,
+    }
+
+
+def _sentence_source(data: CharLMData, seed: int) -> Source:
+    """Random rows of :func:`sentence_rows` over the seed's sentences that fit in a row."""
+    texts = sentences(data.corpus_chars, seed)
+    kept = [t for t in texts if len(t) <= data.seq_len]
+    if not kept:
+        raise _config_error(
+            f"config key 'data.seq_len' ({data.seq_len}) is shorter than every sentence (the "
+            f"shortest has {min(len(t) for t in texts)} characters); data.layout "
+            f"{data.layout!r} drops the sentences longer than a row"
+        )
+    rows = sentence_rows(kept, data.seq_len, data.layout)
+    arrays = {  # constants of the jitted batch function
+        "inputs": jnp.asarray(rows.inputs),
+        "targets": jnp.asarray(rows.targets),
+        "mask": jnp.asarray(rows.mask),
+        "seq_lengths": jnp.asarray(rows.lengths),
+    }
+    if data.layout == "packed":
+        arrays["resets"] = jnp.asarray(rows.resets)
+    num_rows = rows.lengths.shape[0]
+
+    def batch(key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
+        picked = jax.random.randint(key, (batch_size,), 0, num_rows, dtype=jnp.int32)
+        out = {name: a[picked] for name, a in arrays.items()}
+        out["inputs"] = out["inputs"].astype(jnp.int32)
+        out["targets"] = out["targets"].astype(jnp.int32)
+        return out
+
+    ids = np.concatenate([encode(t) for t in kept])  # every target, for the unigram baseline
+    ids.setflags(write=False)
+    info = {
+        "ids": ids,
+        "rows": rows,
+        "sentences": kept,
+        "stats": sentence_stats(texts, data.seq_len),
+    }
+    return Source(batch=batch, info=info)
 
 
 def _make_model(model: Any, data: CharLMData) -> nn.Module:
@@ -509,14 +788,21 @@ def _cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 def _loss(outputs: jax.Array, batch: Batch) -> jax.Array:
     """Mean cross-entropy in bits (nats / ln 2): the evaluation metric's unit, so the loss and
-    metric curves share an axis; Adam is invariant to the constant factor."""
-    return jnp.mean(_cross_entropy(outputs, batch["targets"])) / math.log(2.0)
+    metric curves share an axis; Adam is invariant to the constant factor. With a ``mask`` (the
+    sentence layouts), the mean over the masked-in targets of the batch."""
+    if "mask" not in batch:
+        return jnp.mean(_cross_entropy(outputs, batch["targets"])) / math.log(2.0)
+    nats = jnp.where(batch["mask"], _cross_entropy(outputs, batch["targets"]), 0.0)
+    count = jnp.maximum(jnp.sum(batch["mask"], dtype=jnp.float32), 1.0)
+    return jnp.sum(nats) / count / math.log(2.0)
 
 
 def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
     logits = cast(jax.Array, model.apply(params, batch))
     bits = _cross_entropy(logits, batch["targets"]) / math.log(2.0)
-    return jnp.sum(bits), jnp.asarray(bits.size, jnp.float32)
+    if "mask" not in batch:
+        return jnp.sum(bits), jnp.asarray(bits.size, jnp.float32)
+    return jnp.sum(jnp.where(batch["mask"], bits, 0.0)), jnp.sum(batch["mask"], dtype=jnp.float32)
 
 
 def _baseline(splits: Splits) -> float:
@@ -535,6 +821,7 @@ def _report(
         key,
         temperature=data.sample_temperature,
         num_samples=data.num_samples,
+        sentences=data.layout != "stream",
     )
     known = known_word_fraction(" ".join(texts))
     unigram = _baseline(splits)
@@ -545,14 +832,27 @@ def _report(
     logits = cast(jax.Array, model.apply(params, batch))
     bits = _cross_entropy(logits, batch["targets"]) / math.log(2.0)
     positions = np.arange(1, data.seq_len + 1)
+    by_position = np.asarray(jnp.mean(bits, axis=0))
+    where = "position in the window"
+    if "mask" in batch:  # by position in the sentence, over its characters only
+        mask = np.asarray(batch["mask"])
+        if "resets" in batch:
+            in_sentence = positions_in_segment(batch["resets"])[mask]
+        else:
+            in_sentence = np.broadcast_to(positions - 1, mask.shape)[mask]
+        count = np.bincount(in_sentence, minlength=data.seq_len)
+        total = np.bincount(in_sentence, np.asarray(bits)[mask], minlength=data.seq_len)
+        seen = count > 0
+        positions, by_position = positions[seen], total[seen] / count[seen]
+        where = "position in the sentence"
     series_plot(
         workdir / "plots" / "bits_by_position.png",
         {
-            "GRU": (positions, np.asarray(jnp.mean(bits, axis=0))),
-            "unigram": (positions, np.full(data.seq_len, unigram)),
+            "GRU": (positions, by_position),
+            "unigram": (positions, np.full(positions.shape, unigram)),
         },
         title="Bits per character by how many characters of context the GRU has read",
-        xlabel="characters read (position in the window)",
+        xlabel=f"characters read ({where})",
         ylabel="bits per character",
     )
     blocks = [
@@ -563,26 +863,46 @@ def _report(
     blocks += [f"## sample {i + 1}\n" + textwrap.fill(t, 100) for i, t in enumerate(texts)]
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "samples.txt").write_text("\n\n".join(blocks) + "\n")
-    return {
+    summary: dict[str, Any] = {
         "sample": texts[0],
         "sample_known_word_fraction": known,
         "unigram_bits_per_char": unigram,
+        "layout": data.layout,
     }
+    if data.layout != "stream":
+        rows: SentenceRows = splits.train.info["rows"]
+        summary |= {
+            # Rows are drawn uniformly, so a step of batch_size rows trains on
+            # batch_size * useful_tokens_per_row predicted characters on average.
+            "useful_tokens_per_row": float(rows.mask.sum(axis=1).mean()),
+            "padding_fraction": rows.padding_fraction,
+            "rows": int(rows.lengths.shape[0]),
+            "sentence_stats": splits.train.info["stats"],
+        }
+    return summary
 
 
 __all__ = [
+    "LAYOUTS",
     "LEXICON",
+    "START",
     "TASK",
     "VOCAB",
     "CharLM",
     "CharLMData",
+    "SentenceRows",
     "corpus",
     "decode",
     "derivation_bits_per_char",
     "encode",
     "generate_text",
     "known_word_fraction",
+    "pack_sentences",
+    "positions_in_segment",
     "sample",
+    "sentence_rows",
+    "sentence_stats",
+    "sentences",
     "unigram_bits_per_char",
     "window_batch",
 ]
