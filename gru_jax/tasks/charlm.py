@@ -93,7 +93,7 @@ LAYOUTS = ("stream", "padded", "packed")
 whole sentences packed into rows."""
 
 START = " "
-"""The start token: the input at a sentence's first step in the sentence layouts."""
+"""The start token, the input at a sentence's first step in the sentence layouts."""
 
 
 def _config_error(message: str) -> Exception:
