@@ -3,6 +3,7 @@
     python benchmarks/bench_mingru.py                         # CPU: (8, 4096, 64, 128) + sweep
     python benchmarks/bench_mingru.py --quick                 # a smoke run on tiny shapes
     python benchmarks/bench_mingru.py --sweep 512,1024,2048,4096,8192,16384   # e.g. on a GPU
+    python benchmarks/bench_mingru.py --resets --sweep ''     # + the cost of resets=, time_major=
 
 What is timed, in one process: the jitted gradient of ``sum(ys)`` with respect to the
 parameters and ``xs`` (a forward and a backward pass, what a training step costs) for
@@ -19,6 +20,11 @@ machine), and the ratios of each GRU's median to each minGRU mode's median.
 
 Part 2, the sweep: the three minGRU modes at ``B, I, H`` of ``--shape`` and each ``T`` of
 ``--sweep``, interleaved the same way (this is the measurement behind ``mode="auto"``).
+
+Part 3, with ``--resets``: each minGRU mode at ``--shape``, forward+backward, without and with a
+``resets`` array (random, about one reset per ``--reset-every`` steps, a traced argument), each
+batch-major and with ``time_major=True`` (inputs already time-major), all interleaved: the
+medians and their ratios to the plain batch-major call.
 
 Results go to ``--out`` (JSON, with the machine, versions and load averages before and after)
 and a Markdown summary to stdout.
@@ -79,11 +85,35 @@ def load_average() -> list[float] | None:
         return None
 
 
-def make_case(kind: str, shape: tuple[int, int, int, int], key: jax.Array):
-    """A jitted ``grad(sum(ys))`` w.r.t. (params, xs) and its arguments."""
+def make_case(
+    kind: str,
+    shape: tuple[int, int, int, int],
+    key: jax.Array,
+    *,
+    reset_every: int | None = None,
+    time_major: bool = False,
+):
+    """A jitted ``grad(sum(ys))`` w.r.t. (params, xs) and its arguments. For a minGRU with
+    ``reset_every``, also a random ``resets`` array with that mean spacing (a traced argument);
+    with ``time_major``, ``xs`` (and ``resets``) are made time-major."""
     b, t, i, h = shape
     k_p, k_x = jax.random.split(key)
     xs = jax.random.normal(k_x, (b, t, i), jnp.float32)
+    if kind.startswith("mingru") and (reset_every is not None or time_major):
+        mode = kind.removeprefix("mingru_")
+        params = gru_jax.init_mingru(k_p, i, h)
+        resets = None
+        if reset_every is not None:
+            k_r = jax.random.fold_in(key, 7)
+            resets = jax.random.bernoulli(k_r, 1.0 / reset_every, (b, t))
+        if time_major:
+            xs = jnp.swapaxes(xs, 0, 1)
+            resets = None if resets is None else resets.T
+
+        def loss_resets(p, x, r):
+            return jnp.sum(gru_jax.mingru(p, x, resets=r, time_major=time_major, mode=mode)[0])
+
+        return jax.jit(jax.grad(loss_resets, argnums=(0, 1))), (params, xs, resets)
     if kind.startswith("gru"):
         params = gru_jax.init_gru(k_p, i, h, reset_after=kind == "gru_reset_after")
 
@@ -148,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-repeats", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds per timed sample")
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
+    parser.add_argument(
+        "--resets", action="store_true", help="part 3: each mode with resets= and time_major="
+    )
+    parser.add_argument("--reset-every", type=int, default=64, help="mean steps between resets")
     parser.add_argument("--out", default=None, help="JSON file (default: results/mingru_<backend>)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -222,6 +256,37 @@ def main(argv: list[str] | None = None) -> int:
             auto = gru_jax._mingru.resolve_mode("auto", steps)
             print(f"| {steps} | " + " | ".join(cells) + f" | {res['best']} | {auto} |")
 
+    reset_results = {}
+    if args.resets:
+        variants = {
+            "plain": {},
+            "resets": {"reset_every": args.reset_every},
+            "time_major": {"time_major": True},
+            "time_major+resets": {"reset_every": args.reset_every, "time_major": True},
+        }
+        cases = {
+            f"{m} {v}": make_case(f"mingru_{m}", args.shape, key, **kw)
+            for m in MODES
+            for v, kw in variants.items()
+        }
+        res = run_interleaved(cases, args.repeats, args.min_time)
+        resets_drawn = int(cases[f"{MODES[0]} resets"][1][2].sum())
+        print(
+            f"\nminGRU with resets (random, {resets_drawn} in {b}x{t} steps, about 1 per "
+            f"{args.reset_every}) and time_major, forward+backward, (B, T, I, H) = "
+            f"({b}, {t}, {i}, {h}), {args.repeats} repeats: median ms (ratio to plain)"
+        )
+        print("| mode | " + " | ".join(variants) + " |")
+        print("|---|" + "---|" * len(variants))
+        for m in MODES:
+            plain = res[f"{m} plain"]["median_ms"]
+            cells = [
+                f"{res[f'{m} {v}']['median_ms']:.1f} ({res[f'{m} {v}']['median_ms'] / plain:.3f}x)"
+                for v in variants
+            ]
+            print(f"| {m} | " + " | ".join(cells) + " |")
+        reset_results = {"reset_every": args.reset_every, "resets_drawn": resets_drawn, **res}
+
     info["load_average_after"] = load_average()
     result = {
         "info": info,
@@ -231,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "headline": headline,
         "ratios": ratios,
         "sweep": sweep_results,
+        "resets": reset_results,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

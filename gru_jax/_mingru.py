@@ -23,6 +23,10 @@ depends on ``h``, the recurrence is *linear* in the state: ``h_t = a_t ⊙ h_{t�
 * ``"chunked"``: the blocked scan of ``"sequential"`` with blocks of ``chunk_size`` steps and an
   associative scan inside each block: parallel within blocks, sequential across them.
 
+Segment resets (``resets=`` of :func:`mingru`) need no other machinery: a step that starts a new
+segment is the affine map ``h ↦ 0 · h + b_t``, so every mode sets ``a_t = 0`` there (a select on
+the gates, whose tangent is then zero too) and runs unchanged.
+
 The associative scan runs in linear space, not log space. The paper's log-space scan exists to
 keep its cumulative-*sum* formulation (``h_t = A_t (h_0 + Σ b_s / A_s)``, ``A_t = Π a_s``) from
 dividing by products that underflow; the pairwise operator above never divides, its products
@@ -50,7 +54,8 @@ from jax.custom_derivatives import SymbolicZero
 
 from gru_jax import _checks
 from gru_jax._cell import at_least_float32, compute_dtype, default_bias_init, default_kernel_init
-from gru_jax._scan import check_xs
+from gru_jax._resets import segment_starts
+from gru_jax._scan import batch_and_steps, check_flags, check_time_inputs, check_xs
 from gru_jax._typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey, Shape
 
 CANDIDATES = ("linear", "g")
@@ -421,6 +426,7 @@ def _blocked(
     xs_t: Array,
     h0: Array,
     limit: Array | None,
+    starts: Array | None,
     acc: jnp.dtype,
     block: int,
     inner: str,
@@ -433,7 +439,8 @@ def _blocked(
     The block body is rematerialised (``jax.checkpoint``): the backward pass recomputes a block's
     gates from its inputs instead of storing them, so no ``(T, *B, 2H)`` array ever exists.
     Steps at ``t >= limit`` (``(*B,)``, or ``None`` for none) are identity steps and output
-    zeros; so are the steps that pad ``T`` to a multiple of ``block``.
+    zeros; so are the steps that pad ``T`` to a multiple of ``block``. Where ``starts``
+    (``(T, *B, 1)`` bool, or ``None``) is True a segment starts: ``a = 0`` at that step.
 
     Returns ``(hs (T, *B, H), h_last (*B, H))`` in dtype ``acc``.
     """
@@ -444,16 +451,23 @@ def _blocked(
         xs_t = jnp.concatenate([xs_t, jnp.zeros((pad, *xs_t.shape[1:]), xs_t.dtype)])
         # The padding steps must be identity steps, even for a (traced) length above T.
         limit = jnp.full(batch, steps) if limit is None else jnp.minimum(limit, steps)
+        if starts is not None:
+            starts = jnp.concatenate([starts, jnp.zeros((pad, *starts.shape[1:]), bool)])
     xs_b = xs_t.reshape(blocks, block, *xs_t.shape[1:])
     offsets = jnp.arange(block).reshape((block,) + (1,) * len(batch))
+    scanned: tuple[Array, ...] = (xs_b, jnp.arange(blocks) * block)
+    if starts is not None:
+        scanned += (starts.reshape(blocks, block, *starts.shape[1:]),)
 
-    def body(h: Array, inputs: tuple[Array, Array]) -> tuple[Array, Array]:
-        x, start = inputs
+    def body(h: Array, inputs: tuple[Array, ...]) -> tuple[Array, Array]:
+        x, start = inputs[:2]
         a, b = _gates(params, x, acc)  # (block, *B, H) each
         if limit is not None:
             valid = (start + offsets < limit)[..., None]  # (block, *B, 1)
             a = jnp.where(valid, a, jnp.ones((), acc))
             b = jnp.where(valid, b, jnp.zeros((), acc))
+        if starts is not None:  # (0, b): the state before a segment's first step is zeros
+            a = jnp.where(inputs[2], jnp.zeros((), acc), a)
         if inner == "sequential":
             hs = _sequential(a, b, h)
         else:
@@ -464,7 +478,7 @@ def _blocked(
             hs_out = hs
         return hs[-1], hs_out
 
-    h_last, hs = jax.lax.scan(jax.checkpoint(body), h0, (xs_b, jnp.arange(blocks) * block))
+    h_last, hs = jax.lax.scan(jax.checkpoint(body), h0, scanned)
     return hs.reshape(blocks * block, *hs.shape[2:])[:steps], h_last
 
 
@@ -503,6 +517,8 @@ def mingru(
     h0: ArrayLike | None = None,
     *,
     seq_lengths: ArrayLike | None = None,
+    resets: ArrayLike | None = None,
+    time_major: bool = False,
     mode: str = "auto",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> tuple[Array, Array]:
@@ -524,7 +540,8 @@ def mingru(
 
     Args:
       params: a :class:`MinGRUParams`.
-      xs: ``(T, I)`` or ``(*B, T, I)`` inputs, batch-major (time is the second-to-last axis).
+      xs: ``(T, I)`` or ``(*B, T, I)`` inputs, batch-major (time is the second-to-last axis);
+        ``(T, *B, I)`` if ``time_major``.
       h0: ``(*B, H)`` initial state; zeros when ``None``.
       seq_lengths: optional ``(*B,)`` integer lengths in ``[0, T]``, as for :func:`gru_jax.gru`:
         steps at ``t >= length`` leave the state unchanged (they become the identity step
@@ -532,6 +549,17 @@ def mingru(
         after the last valid step. Whatever lies in the padding (even NaN or Inf) changes no
         output, state or gradient. Under ``jit`` the lengths are traced and not range-checked;
         a length above ``T`` then acts as ``T`` and a negative one as ``0``.
+      resets: optional ``(*B, T)`` bool array (``(T, *B)`` if ``time_major``), for several
+        segments in one row (packed sequences, the episodes of a rollout): where
+        ``resets[..., t]`` is True, step ``t`` starts a new segment and the state before it is
+        zeros instead of ``h_{t−1}``, at ``t = 0`` too (the segment then ignores ``h0``). Each
+        segment's values and gradients are those of running it alone from a zero state. In the
+        recurrence this is the step ``a_t = 0``, taken natively by every mode. Resets in the
+        padding (``t >= length``) are ignored. :func:`gru_jax.resets_from_segment_ids` builds
+        them from packing ids, :func:`gru_jax.segment_ends` finds each segment's last step.
+      time_major: if True, time is the leading axis of ``xs``, ``ys`` and ``resets``
+        (``h0``, ``seq_lengths`` and ``h_last`` are unchanged). The scans run time-major, so this
+        layout saves the transposes of ``xs`` and ``ys`` that the batch-major one costs.
       mode: how the recurrence is evaluated: ``"sequential"`` (``lax.scan``, in blocks of
         steps whose gates are recomputed in the backward pass rather than stored),
         ``"parallel"`` (``lax.associative_scan``, ``O(log T)`` depth), ``"chunked"`` (parallel
@@ -545,8 +573,9 @@ def mingru(
       chunk_size: block length for ``mode="chunked"`` (a positive int).
 
     Returns:
-      ``(ys, h_last)``: ``ys (*B, T, H)`` the state after every step (zeros past a length) and
-      ``h_last (*B, H)``, in the promoted dtype of ``params``, ``xs`` and ``h0``. The gates and
+      ``(ys, h_last)``: ``ys (*B, T, H)`` (``(T, *B, H)`` if ``time_major``) the state after
+      every step (zeros past a length) and ``h_last (*B, H)``, the state after the last valid
+      step, in the promoted dtype of ``params``, ``xs`` and ``h0``. The gates and
       the recurrence are computed in at least float32 (bfloat16 in, float32 arithmetic, bfloat16
       out).
 
@@ -564,16 +593,27 @@ def mingru(
       >>> ys, h = mingru(params, xs, seq_lengths=jnp.array([20, 7, 3, 0]))
       >>> bool((ys[1, 7:] == 0).all()), bool((h[1] == ys[1, 6]).all()), bool((h[3] == 0).all())
       (True, True, True)
+
+      Two segments packed in one row equal the two run separately:
+
+      >>> resets = jnp.zeros((4, 20), bool).at[:, 12].set(True)
+      >>> ys, h = mingru(params, xs, resets=resets)
+      >>> ys_a, _ = mingru(params, xs[:, :12])
+      >>> ys_b, h_b = mingru(params, xs[:, 12:])
+      >>> bool(jnp.allclose(ys, jnp.concatenate([ys_a, ys_b], 1), atol=1e-6))
+      True
+      >>> bool(jnp.allclose(h, h_b, atol=1e-6))
+      True
     """
     fn = "mingru"
     input_size, hidden = check_params(fn, params)
-    xs = check_xs(fn, xs, input_size)
-    batch, steps = xs.shape[:-2], xs.shape[-2]
+    check_flags(fn, time_major=time_major)
+    xs = check_xs(fn, xs, input_size, time_major)
+    batch, steps = batch_and_steps(xs, time_major)
     if h0 is not None:
         h0 = _checks.as_float_array(fn, "h0", h0)
         _checks.check_shape(fn, "h0", h0, (*batch, hidden), "(*B, H)")
-    if seq_lengths is not None:
-        seq_lengths = _checks.check_seq_lengths(fn, seq_lengths, batch, steps)
+    seq_lengths, resets = check_time_inputs(fn, batch, steps, seq_lengths, resets, time_major)
     mode = resolve_mode(check_mode(fn, mode), steps)
     chunk_size = _checks.check_size(fn, "chunk_size", chunk_size)
 
@@ -581,20 +621,35 @@ def mingru(
     acc = jnp.promote_types(dtype, jnp.float32)
     if steps == 0:
         h_last = jnp.zeros((*batch, hidden), dtype) if h0 is None else h0.astype(dtype)
-        return jnp.zeros((*batch, 0, hidden), dtype), h_last
+        empty = (0, *batch, hidden) if time_major else (*batch, 0, hidden)
+        return jnp.zeros(empty, dtype), h_last
 
-    xs_t = jnp.moveaxis(xs.astype(dtype), -2, 0)  # (T, *B, I): the scans run over axis 0
+    # The scans run over axis 0: time-major xs_t (T, *B, I), transposed only if batch-major.
+    xs_t = xs.astype(dtype) if time_major else jnp.moveaxis(xs.astype(dtype), -2, 0)
     h0 = jnp.zeros((*batch, hidden), acc) if h0 is None else h0.astype(acc)
     valid = None
     if seq_lengths is not None:
         valid = (jnp.arange(steps).reshape((steps,) + (1,) * len(batch)) < seq_lengths)[..., None]
         # Zero the padding first, so that NaN/Inf there cannot leak into values or gradients.
         xs_t = jnp.where(valid, xs_t, jnp.zeros((), dtype))
+    starts = None  # (T, *B, 1): True where the state before the step is zeros
+    if resets is not None:
+        size = math.prod(batch)
+        layout = (steps, size) if time_major else (size, steps)
+        lengths = None if seq_lengths is None else seq_lengths.reshape(size)
+        marks = segment_starts(
+            resets.reshape(layout), lengths, reverse=False, time_major=time_major
+        )
+        starts = marks.reshape(steps, *batch, 1)
+        # a_0 = 0 alone would still compute 0 · h0: NaN for an h0 of Inf or NaN. Replace it.
+        h0 = jnp.where(starts[0], jnp.zeros((), acc), h0)
     if mode == "parallel":
         a, b = _gates(params, xs_t, acc)
         if valid is not None:
             a = jnp.where(valid, a, jnp.ones((), acc))
             b = jnp.where(valid, b, jnp.zeros((), acc))
+        if starts is not None:  # (0, b): the state before a segment's first step is zeros
+            a = jnp.where(starts, jnp.zeros((), acc), a)
         b = b.at[0].add(a[0] * h0)  # fold h0 into step 0: h_0 = a_0 h0 + b_0
         hs = _recurrence(mode, chunk_size, a, b)  # (T, *B, H)
         h_last = hs[-1]  # past a length every step is the identity: the last valid state
@@ -607,5 +662,6 @@ def mingru(
         else:
             block = chunk_size
         inner = "sequential" if mode == "sequential" else "parallel"
-        hs, h_last = _blocked(params, xs_t, h0, seq_lengths, acc, min(block, steps), inner)
-    return jnp.moveaxis(hs, 0, -2).astype(dtype), h_last.astype(dtype)
+        hs, h_last = _blocked(params, xs_t, h0, seq_lengths, starts, acc, min(block, steps), inner)
+    ys = hs if time_major else jnp.moveaxis(hs, 0, -2)
+    return ys.astype(dtype), h_last.astype(dtype)

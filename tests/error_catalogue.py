@@ -101,6 +101,32 @@ CASES = [
     ),
     Case("gru", "unroll < 1", lambda t: gru_jax.gru(P, XS, unroll=0)),
     Case(
+        "gru",
+        "resets that are not bool",
+        lambda t: gru_jax.gru(P, XS, resets=np.zeros((2, 5), np.int32)),
+    ),
+    Case(
+        "gru",
+        "resets of the wrong shape",
+        lambda t: gru_jax.gru(P, XS, resets=np.zeros((5, 2), bool)),
+    ),
+    Case(
+        "gru",
+        "time-major resets laid out batch-major",
+        lambda t: gru_jax.gru(P, jnp.zeros((5, 2, 3)), resets=np.zeros((2, 5), bool),
+                              time_major=True),
+    ),
+    Case(
+        "gru_stack_cell",
+        "a bidirectional stack",
+        lambda t: gru_jax.gru_stack_cell(STACK, jnp.zeros((4, 2, 4)), jnp.zeros((2, 3))),
+    ),
+    Case(
+        "segment_ends",
+        "resets that are not bool",
+        lambda t: gru_jax.segment_ends(np.zeros((2, 5), np.int32)),
+    ),
+    Case(
         "gru_cell",
         "h and x with different batch dims",
         lambda t: gru_jax.gru_cell(P, jnp.zeros((3, 4)), jnp.zeros((2, 3))),
@@ -125,6 +151,12 @@ CASES = [
         "mingru",
         "xs with the wrong feature size",
         lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), jnp.zeros((2, 5, 7))),
+    ),
+    Case(
+        "mingru",
+        "resets of the wrong shape",
+        lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), XS,
+                                 resets=np.zeros((2, 4), bool)),
     ),
     Case(
         "mingru",

@@ -1,6 +1,7 @@
 """minGRU: values against an independent float64 NumPy loop, agreement of the sequential,
 parallel and chunked modes (values and gradients, with lengths and h0), gradient checks,
-padding invariance, transformations, dtypes, bad inputs, the Flax wrappers, and a smoke run of
+padding invariance, segment resets (a packed row equals its segments run separately),
+time-major inputs, transformations, dtypes, bad inputs, the Flax wrappers, and a smoke run of
 examples/mingru_long.py.
 
 Shapes are tiny and jitted functions are shared, so that the whole module stays fast.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import itertools
 import sys
 from pathlib import Path
 
@@ -30,6 +32,11 @@ from gru_jax._mingru import LARGE_BLOCK, linear_recurrence, resolve_mode, sequen
 
 B, T, I, H = 3, 7, 4, 5
 LENGTHS = np.array([T, 3, 0], np.int32)
+# Segment starts for (B, T) = (3, 7) with LENGTHS: row 0 at t = 0 (replaces h0), 3 and 4
+# (consecutive, and 3 is a CHUNK edge), 6 (a last segment of one step); row 1 at 2 (its last
+# valid step), 4 and 5 (padding: ignored); row 2 (length 0) only in the padding.
+RESETS = np.zeros((B, T), bool)
+RESETS[0, [0, 3, 4, 6]] = RESETS[1, [2, 4, 5]] = RESETS[2, [0, 1]] = True
 MODES = ("sequential", "parallel", "chunked")
 CHUNK = 3  # does not divide T: the chunked mode pads with identity steps
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,11 +45,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # ----------------------------------------------------------------------------- reference
 
 
-def np_mingru(w_x, b_x, candidate, xs, h0, lengths):
+def np_mingru(w_x, b_x, candidate, xs, h0, lengths, resets=None):
     """Float64 loop of the equations, one example and one step at a time.
 
     z = σ(x W_z + b_z); v = x W_h + b_h; h̃ = v, or g(v) = v + 0.5 (v ≥ 0) / σ(v) (v < 0);
     h' = (1 − z) h + z h̃. Past its length an example's state is frozen and its output zero.
+    Where ``resets[b, t]`` (and t < length) the state before step t is zeros.
     """
     w_x, b_x, xs = (np.asarray(a, np.float64) for a in (w_x, b_x, xs))
     batch, steps, _ = xs.shape
@@ -53,6 +61,8 @@ def np_mingru(w_x, b_x, candidate, xs, h0, lengths):
     for b in range(batch):
         h = h0[b].copy()
         for t in range(lengths[b]):
+            if resets is not None and resets[b, t]:
+                h = np.zeros(hidden)
             pre = xs[b, t] @ w_x + b_x
             z = 1.0 / (1.0 + np.exp(-pre[:hidden]))
             v = pre[hidden:]
@@ -79,8 +89,8 @@ def data():
 
 
 @functools.partial(jax.jit, static_argnames=("mode",))
-def run(params, xs, h0, lengths, *, mode):
-    return mingru(params, xs, h0, seq_lengths=lengths, mode=mode, chunk_size=CHUNK)
+def run(params, xs, h0, lengths, resets=None, *, mode):
+    return mingru(params, xs, h0, seq_lengths=lengths, resets=resets, mode=mode, chunk_size=CHUNK)
 
 
 @pytest.mark.parametrize("candidate", ["linear", "g"])
@@ -90,10 +100,10 @@ def test_values_match_numpy_reference(data, mode, candidate):
     xs, h0 = data
     params = random_params(jax.random.key(0), candidate)
     dtype, tol = jnp.float64, 1e-12
-    for h, lengths in ((None, None), (h0, LENGTHS)):
-        ys, h_last = run(params, xs, h, lengths, mode=mode)
+    for h, lengths, resets in ((None, None, None), (h0, LENGTHS, None), (h0, LENGTHS, RESETS)):
+        ys, h_last = run(params, xs, h, lengths, resets, mode=mode)
         assert ys.dtype == dtype and h_last.dtype == dtype
-        ys_ref, h_ref = np_mingru(params.w_x, params.b_x, candidate, xs, h, lengths)
+        ys_ref, h_ref = np_mingru(params.w_x, params.b_x, candidate, xs, h, lengths, resets)
         np.testing.assert_allclose(ys, ys_ref, rtol=tol, atol=tol)
         np.testing.assert_allclose(h_last, h_ref, rtol=tol, atol=tol)
 
@@ -170,14 +180,16 @@ def test_sequential_large_blocks_agree_with_parallel():
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("resets", [None, RESETS], ids=["no_resets", "resets"])
 @pytest.mark.parametrize("mode", MODES)
-def test_check_grads_float64_both_modes_of_autodiff(data, mode):
+def test_check_grads_float64_both_modes_of_autodiff(data, mode, resets):
+    """With resets, forward mode also checks that a reset step's ``a`` has a zero tangent."""
     xs, h0 = data
     params = random_params(jax.random.key(5), "g")
 
     @jax.jit
     def f(params, xs, h0):
-        ys, h_last = mingru(params, xs, h0, seq_lengths=LENGTHS, mode=mode, chunk_size=CHUNK)
+        ys, h_last = run(params, xs, h0, LENGTHS, resets, mode=mode)
         return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(h_last**2)
 
     check_grads(f, (params, xs, h0), order=1, modes=("rev", "fwd"), atol=1e-6, rtol=1e-6)
@@ -191,20 +203,26 @@ def test_second_order_gradients_of_the_parallel_scan():
     check_grads(f, (a, b), order=2, modes=("rev", "fwd"), atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.parametrize("with_resets", [False, True], ids=["no_resets", "resets"])
 @pytest.mark.parametrize("mode", MODES)
-def test_padding_never_changes_values_or_gradients(data, mode):
+def test_padding_never_changes_values_or_gradients(data, mode, with_resets):
+    """NaN/Inf in the padding change nothing; with resets, neither do resets in the padding
+    (the clean run has them removed)."""
     xs, h0 = data
     params = random_params(jax.random.key(7))
     valid = (jnp.arange(T) < LENGTHS[:, None])[..., None]
     clean = jnp.where(valid, xs, 0.0)
     dirty = jnp.where(valid, xs, jnp.array([jnp.nan, jnp.inf, -jnp.inf, 1e30])[jnp.arange(I)])
+    resets_dirty = RESETS if with_resets else None
+    resets_clean = RESETS & np.asarray(valid[..., 0]) if with_resets else None
 
-    def loss(params, xs, h0):
-        ys, h = run(params, xs, h0, LENGTHS, mode=mode)
+    def loss(params, xs, h0, resets):
+        ys, h = run(params, xs, h0, LENGTHS, resets, mode=mode)
         return jnp.sum(ys**2) + jnp.sum(h), (ys, h)
 
     grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True))
-    (g_clean, out_clean), (g_dirty, out_dirty) = grad(params, clean, h0), grad(params, dirty, h0)
+    g_clean, out_clean = grad(params, clean, h0, resets_clean)
+    g_dirty, out_dirty = grad(params, dirty, h0, resets_dirty)
     dirty_leaves, clean_leaves = (
         jax.tree.leaves((g_dirty, out_dirty)),
         jax.tree.leaves((g_clean, out_clean)),
@@ -291,6 +309,11 @@ def test_empty_sequence_and_zero_lengths_return_h0(mode):
     ys, h = mingru(params, jnp.ones((B, T, I)), h0, seq_lengths=[0, 0, 0], mode=mode)
     np.testing.assert_array_equal(h, h0)
     np.testing.assert_array_equal(ys, 0.0)
+    ys, h = mingru(
+        params, jnp.zeros((0, B, I)), h0, resets=np.zeros((0, B), bool), time_major=True, mode=mode
+    )
+    assert ys.shape == (0, B, H)
+    np.testing.assert_array_equal(h, h0)
 
 
 @pytest.mark.parametrize(
@@ -350,6 +373,170 @@ def test_init_mingru():
         init_mingru(jax.random.key(0), 3, 2, candidate="log")
     with pytest.raises(TypeError, match="dtype must be a floating-point dtype; got int32"):
         init_mingru(jax.random.key(0), 3, 2, dtype=jnp.int32)
+
+
+# ----------------------------------------------------------------------------- resets, time-major
+
+# Packed rows, (B, T) = (6, 20), chunk_size 4 (edges at 4, 8, ...), and the sequential mode's
+# blocks of 16 (edges at 16): the starts of every segment, with lengths.
+P_B, P_T, P_I, P_H, P_CHUNK = 6, 20, 3, 4, 4
+P_LENGTHS = np.array([20, 13, 20, 0, 18, 9], np.int32)
+P_RESETS = np.zeros((P_B, P_T), bool)
+P_RESETS[0, [0, 3, 4, 5, 11, 12]] = True  # t = 0 replaces h0; 3-5 around a chunk edge
+P_RESETS[1, [1, 8, 12, 15, 17]] = True  # 12: the last valid step; 15, 17: padding
+P_RESETS[2, :] = True  # every step: segments of one step
+P_RESETS[3, [0, 2]] = True  # length 0: all padding
+P_RESETS[4, [7, 8, 15, 16, 17]] = True  # around a chunk edge and a sequential block edge
+assert sequential_block(P_B, P_I, P_H) == 16
+
+
+def _segments(resets, lengths):
+    """``(row, start, end, from_h0)`` of every segment of every row's valid prefix."""
+    out = []
+    for row, n in enumerate(int(v) for v in lengths):
+        cuts = [0, *(t for t in range(1, n) if resets[row, t]), n] if n else []
+        for k, (start, end) in enumerate(itertools.pairwise(cuts)):
+            out.append((row, start, end, k == 0 and not resets[row, 0]))
+    return out
+
+
+def _segment_loss(ys, h_last):
+    return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(h_last**2)
+
+
+def _packed_loss(params, xs, h0, lengths, resets, mode, time_major=False):
+    ys, h_last = mingru(
+        params,
+        xs,
+        h0,
+        seq_lengths=lengths,
+        resets=resets,
+        time_major=time_major,
+        mode=mode,
+        chunk_size=P_CHUNK,
+    )
+    return _segment_loss(ys, h_last), (ys, h_last)
+
+
+def _split_loss(params, xs, h0, mode):
+    """The same loss with P_RESETS' segments run separately: one sequence each, from zeros (or
+    from h0 for a row's first segment without a reset at 0), as the rows of one batch without
+    resets; then put back in place."""
+    segs = _segments(P_RESETS, P_LENGTHS)
+    seg_len = np.array([e - s for _, s, e, _ in segs], np.int32)
+    longest = int(seg_len.max())
+    rows = np.array([r for r, *_ in segs])
+    steps = np.array([[min(s + j, e - 1) for j in range(longest)] for _, s, e, _ in segs])
+    from_h0 = np.array([f for *_, f in segs])[:, None]
+    h_start = jnp.where(from_h0, h0[rows], 0.0)
+    ys_seg, h_seg = mingru(
+        params,
+        xs[rows[:, None], steps],
+        h_start,
+        seq_lengths=seg_len,
+        mode=mode,
+        chunk_size=P_CHUNK,
+    )
+    where = [(k, j, r, s + j) for k, (r, s, e, _) in enumerate(segs) for j in range(e - s)]
+    k, j, r, t = (np.array(v) for v in zip(*where, strict=True))
+    ys = jnp.zeros((P_B, P_T, P_H), ys_seg.dtype).at[r, t].set(ys_seg[k, j])
+    last = np.array(
+        [max((k for k, seg in enumerate(segs) if seg[0] == b), default=0) for b in range(P_B)]
+    )
+    h_last = jnp.where((P_LENGTHS > 0)[:, None], h_seg[last], h0)
+    return _segment_loss(ys, h_last), (ys, h_last)
+
+
+packed_value_and_grad = jax.jit(
+    jax.value_and_grad(_packed_loss, argnums=(0, 1, 2), has_aux=True),
+    static_argnames=("mode", "time_major"),
+)
+split_value_and_grad = jax.jit(
+    jax.value_and_grad(_split_loss, argnums=(0, 1, 2), has_aux=True), static_argnames="mode"
+)
+
+
+@pytest.fixture(scope="module")
+def packed():
+    key = jax.random.key(30)
+    params = random_params(key, "g", jnp.float64, P_I, P_H)
+    xs = jax.random.normal(jax.random.fold_in(key, 2), (P_B, P_T, P_I), jnp.float64)
+    h0 = jax.random.normal(jax.random.fold_in(key, 3), (P_B, P_H), jnp.float64)
+    return params, xs, h0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_packed_row_equals_its_segments_run_separately(packed, mode):
+    """Values, h_last and the gradients for params, xs and h0, float64, to 1e-9; the values
+    also against the NumPy reference."""
+    params, xs, h0 = packed
+    got = packed_value_and_grad(params, xs, h0, P_LENGTHS, P_RESETS, mode)
+    want = split_value_and_grad(params, xs, h0, mode)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    (_, (ys, h_last)), (_, g_xs, g_h0) = got
+    ys_ref, h_ref = np_mingru(params.w_x, params.b_x, "g", xs, h0, P_LENGTHS, P_RESETS)
+    np.testing.assert_allclose(ys, ys_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(h_last, h_ref, rtol=1e-12, atol=1e-12)
+    # A reset at t = 0 cuts h0 off (rows 0, 2); a length of 0 passes it through (row 3).
+    np.testing.assert_array_equal(np.asarray(g_h0)[[0, 2]], 0.0)
+    np.testing.assert_allclose(g_h0[3], 2 * h0[3], rtol=1e-12)
+    assert bool((g_xs[1, 13:] == 0).all()) and bool((g_xs[3] == 0).all())
+    # A reset at t = 0 replaces h0: even a NaN/Inf there reaches no value or gradient.
+    bad_h0 = h0.at[0].set(jnp.nan).at[2].set(jnp.inf)
+    for a, b in zip(
+        jax.tree.leaves(packed_value_and_grad(params, xs, bad_h0, P_LENGTHS, P_RESETS, mode)),
+        jax.tree.leaves(got),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_time_major_equals_batch_major(packed, mode):
+    """(T, *B, I) with two batch dims, resets (T, *B) and lengths: values and gradients equal
+    those of the batch-major call; an unbatched (T, I) row, vmapped, too."""
+    params, xs, h0 = packed
+    got = packed_value_and_grad(params, xs, h0, P_LENGTHS, P_RESETS, mode)
+    (_, (ys, h_last)), (g_params, g_xs, g_h0) = got
+    xs_tm = jnp.moveaxis(xs.reshape(2, 3, P_T, P_I), 2, 0)  # (T, 2, 3, I)
+    resets_tm = np.moveaxis(P_RESETS.reshape(2, 3, P_T), 2, 0)
+    (_, (ys_tm, h_tm)), (gp_tm, gx_tm, gh_tm) = packed_value_and_grad(
+        params, xs_tm, h0.reshape(2, 3, P_H), P_LENGTHS.reshape(2, 3), resets_tm, mode, True
+    )
+    assert ys_tm.shape == (P_T, 2, 3, P_H) and h_tm.shape == (2, 3, P_H)
+    tol = {"rtol": 1e-12, "atol": 1e-12}
+    np.testing.assert_allclose(jnp.moveaxis(ys_tm, 0, 2).reshape(ys.shape), ys, **tol)
+    np.testing.assert_allclose(h_tm.reshape(h_last.shape), h_last, **tol)
+    np.testing.assert_allclose(jnp.moveaxis(gx_tm, 0, 2).reshape(g_xs.shape), g_xs, **tol)
+    np.testing.assert_allclose(gh_tm.reshape(g_h0.shape), g_h0, **tol)
+    for a, b in zip(jax.tree.leaves(gp_tm), jax.tree.leaves(g_params), strict=True):
+        np.testing.assert_allclose(a, b, **tol)
+    one = functools.partial(mingru, mode=mode, chunk_size=P_CHUNK, time_major=True)
+    ys_v, h_v = jax.vmap(  # (T, I) rows, resets (T,): both layouts at once
+        lambda x, h, n, r: one(params, x, h, seq_lengths=n, resets=r)
+    )(xs, h0, P_LENGTHS, P_RESETS)
+    np.testing.assert_allclose(ys_v, ys, **tol)
+    np.testing.assert_allclose(h_v, h_last, **tol)
+
+
+def test_resets_none_adds_nothing_to_the_trace_and_time_major_no_transpose(data):
+    """``resets=None`` is the code path without resets (no extra ops: checked against the
+    previous commit's jaxprs when resets were added), and the time-major forward pass has no
+    transpose at all."""
+    xs, h0 = data
+    params = random_params(jax.random.key(31))
+    for mode in MODES:
+
+        def trace(xs, mode=mode, **kwargs):
+            fn = functools.partial(mingru, mode=mode, chunk_size=CHUNK, **kwargs)
+            return str(jax.make_jaxpr(lambda x: fn(params, x, h0, seq_lengths=LENGTHS))(xs))
+
+        plain, with_resets = trace(xs), trace(xs, resets=RESETS)
+        assert trace(xs, resets=None) == plain
+        assert plain.count("select_n") < with_resets.count("select_n")
+        time_major = trace(jnp.swapaxes(xs, 0, 1), resets=RESETS.T, time_major=True)
+        assert "transpose[" in with_resets and "transpose[" not in time_major
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -412,6 +599,28 @@ XS = jnp.zeros((2, T, I), jnp.float32)
             r"mingru: mode must be one of \('auto', 'sequential', 'parallel', 'chunked'\); got 'log'",
         ),
         ({"chunk_size": 0}, ValueError, "chunk_size must be a positive int; got 0"),
+        (
+            {"resets": jnp.zeros((2, T - 1), bool)},
+            ValueError,
+            r"mingru: resets must have shape \(\*B, T\) = \(2, 7\); got \(2, 6\)",
+        ),
+        (
+            {"resets": jnp.zeros((T, 2), bool)},
+            ValueError,
+            r"mingru: resets must have shape \(\*B, T\) = \(2, 7\); got \(7, 2\)",
+        ),
+        (
+            {"resets": jnp.zeros((T, 2), bool), "time_major": True},  # xs read as (T=2, B=7)
+            ValueError,
+            r"mingru: resets must have shape \(T, \*B\) = \(2, 7\); got \(7, 2\)",
+        ),
+        (
+            {"resets": jnp.zeros((2, T), jnp.int32)},
+            TypeError,
+            "mingru: resets must have dtype bool; got int32",
+        ),
+        ({"resets": [[0, 1] * 3 + [0]] * 2}, TypeError, "mingru: resets must have dtype bool"),
+        ({"time_major": 1}, TypeError, "mingru: time_major must be a bool; got int"),
         ({"params": {"w_x": 1}}, TypeError, "params must be a MinGRUParams; got dict"),
         (
             {"params": P32.replace(w_x=jnp.zeros((I, 9)))},
@@ -436,6 +645,17 @@ def test_bad_inputs_raise_at_trace_time(kwargs, error, match):
         traced = jax.jit(lambda p, x, h: mingru(p, x, h, **args))
         with pytest.raises(error, match=match):
             traced.trace(params, xs, h0)
+
+
+def test_traced_bad_resets_raise_at_trace_time():
+    f = jax.jit(lambda r: mingru(P32, XS, resets=r))
+    with pytest.raises(TypeError, match="mingru: resets must have dtype bool; got int32"):
+        f.trace(jnp.zeros((2, T), jnp.int32))
+    with pytest.raises(
+        ValueError, match=r"resets must have shape \(\*B, T\) = \(2, 7\); got \(2,\)"
+    ):
+        f.trace(jnp.zeros((2,), bool))
+    f.trace(jnp.zeros((2, T), bool))  # fine
 
 
 def test_cell_bad_inputs():
