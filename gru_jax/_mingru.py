@@ -24,8 +24,9 @@ depends on ``h``, the recurrence is *linear* in the state: ``h_t = a_t ⊙ h_{t�
   associative scan inside each block: parallel within blocks, sequential across them.
 
 Segment resets (``resets=`` of :func:`mingru`) need no other machinery: a step that starts a new
-segment is the affine map ``h ↦ 0 · h + b_t``, so every mode sets ``a_t = 0`` there (a select on
-the gates, whose tangent is then zero too) and runs unchanged.
+segment is the affine map ``h ↦ 0 · h + b_t``, so every mode sets ``a_t = 0`` there and runs
+unchanged. It is set through the gate's pre-activation, ``a_t = σ(−∞) = 0`` exactly, whose
+tangent is zero too (see ``_gates``).
 
 The associative scan runs in linear space, not log space. The paper's log-space scan exists to
 keep its cumulative-*sum* formulation (``h_t = A_t (h_0 + Σ b_s / A_s)``, ``A_t = Π a_s``) from
@@ -398,8 +399,11 @@ def _matmul_jvp(
 _matmul.defjvp(_matmul_jvp, symbolic_zeros=True)
 
 
-def _gates(params: MinGRUParams, x: Array, acc: jnp.dtype) -> tuple[Array, Array]:
-    """``(a, b) = (1 − z, z ⊙ h̃)`` from inputs ``x (..., I)``, in dtype ``acc``.
+def _gates(
+    params: MinGRUParams, x: Array, acc: jnp.dtype, starts: Array | None = None
+) -> tuple[Array, Array]:
+    """``(a, b) = (1 − z, z ⊙ h̃)`` from inputs ``x (..., I)``, in dtype ``acc``; ``a = 0``
+    where ``starts`` (bool, broadcastable to ``a``) marks a segment start.
 
     The two blocks are projected by two matmuls on a 2-D view of ``x``: on XLA:CPU that beats
     one ``(I, 2H)`` matmul and slicing its output, mostly in the backward pass (no padding and
@@ -418,7 +422,12 @@ def _gates(params: MinGRUParams, x: Array, acc: jnp.dtype) -> tuple[Array, Array
     if params.candidate == "g":
         gh = jnp.where(gh >= 0, gh + 0.5, jax.nn.sigmoid(gh))
     # 1 − σ(u) = σ(−u), without the cancellation of 1 − σ(u) for large u.
-    return jax.nn.sigmoid(-gz), jax.nn.sigmoid(gz) * gh
+    if starts is None:
+        return jax.nn.sigmoid(-gz), jax.nn.sigmoid(gz) * gh
+    # A segment start: a = σ(−∞) = 0 exactly, with a zero tangent (σ' = σ(1 − σ) = 0 there).
+    # Selecting 0 after the sigmoid is the same maths, but XLA:CPU then fused the select into
+    # every level of the chunked mode's associative scan: its forward pass took twice as long.
+    return jax.nn.sigmoid(-jnp.where(starts, jnp.inf, gz)), jax.nn.sigmoid(gz) * gh
 
 
 def _blocked(
@@ -440,7 +449,8 @@ def _blocked(
     gates from its inputs instead of storing them, so no ``(T, *B, 2H)`` array ever exists.
     Steps at ``t >= limit`` (``(*B,)``, or ``None`` for none) are identity steps and output
     zeros; so are the steps that pad ``T`` to a multiple of ``block``. Where ``starts``
-    (``(T, *B, 1)`` bool, or ``None``) is True a segment starts: ``a = 0`` at that step.
+    (``(T, *B, 1)`` bool, or ``None``) is True a segment starts: ``a = 0`` at that step
+    (the state before it is zeros).
 
     Returns ``(hs (T, *B, H), h_last (*B, H))`` in dtype ``acc``.
     """
@@ -461,13 +471,12 @@ def _blocked(
 
     def body(h: Array, inputs: tuple[Array, ...]) -> tuple[Array, Array]:
         x, start = inputs[:2]
-        a, b = _gates(params, x, acc)  # (block, *B, H) each
+        # (block, *B, H) each; a = 0 where a segment starts (the state before it is zeros)
+        a, b = _gates(params, x, acc, None if starts is None else inputs[2])
         if limit is not None:
             valid = (start + offsets < limit)[..., None]  # (block, *B, 1)
             a = jnp.where(valid, a, jnp.ones((), acc))
             b = jnp.where(valid, b, jnp.zeros((), acc))
-        if starts is not None:  # (0, b): the state before a segment's first step is zeros
-            a = jnp.where(inputs[2], jnp.zeros((), acc), a)
         if inner == "sequential":
             hs = _sequential(a, b, h)
         else:
@@ -644,12 +653,10 @@ def mingru(
         # a_0 = 0 alone would still compute 0 · h0: NaN for an h0 of Inf or NaN. Replace it.
         h0 = jnp.where(starts[0], jnp.zeros((), acc), h0)
     if mode == "parallel":
-        a, b = _gates(params, xs_t, acc)
+        a, b = _gates(params, xs_t, acc, starts)  # a = 0 where a segment starts
         if valid is not None:
             a = jnp.where(valid, a, jnp.ones((), acc))
             b = jnp.where(valid, b, jnp.zeros((), acc))
-        if starts is not None:  # (0, b): the state before a segment's first step is zeros
-            a = jnp.where(starts, jnp.zeros((), acc), a)
         b = b.at[0].add(a[0] * h0)  # fold h0 into step 0: h_0 = a_0 h0 + b_0
         hs = _recurrence(mode, chunk_size, a, b)  # (T, *B, H)
         h_last = hs[-1]  # past a length every step is the identity: the last valid state
