@@ -81,7 +81,7 @@ def sequential_block(batch_size: int, input_size: int, hidden_size: int) -> int:
 # at B=8, I=64, H=128, T from 64 to 16384, it was the fastest mode or close to it on an idle and
 # on a busy machine, while "parallel" and "chunked" won only when the second core was free (at
 # T <= 256 and T = 4096) and lost 2-3x when it was not (benchmarks/bench_mingru.py; numbers in
-# the README). On GPU and TPU the choice is *not* measured in this library: it follows
+# docs/mingru.md). On GPU and TPU the choice is *not* measured in this library: it follows
 # the paper's evidence (parallel scans far faster at long T, where a sequential loop pays a kernel
 # launch per step) and the general rule that a loop of tiny steps leaves an accelerator idle:
 # "parallel" from AUTO_PARALLEL_MIN_T steps on, "sequential" below.
@@ -574,7 +574,7 @@ def mingru(
         ``"parallel"`` (``lax.associative_scan``, ``O(log T)`` depth), ``"chunked"`` (parallel
         within blocks of ``chunk_size`` steps, sequential across them), or ``"auto"``.
         ``"auto"`` picks ``"sequential"`` on CPU at every ``T`` (measured fastest or close to it
-        there, see the README), and on GPU/TPU ``"parallel"`` from 64 steps on, ``"sequential"``
+        there, see docs/mingru.md), and on GPU/TPU ``"parallel"`` from 64 steps on, ``"sequential"``
         below; the accelerator choice follows the paper's and general evidence and was not
         measured in this library. Memory: for the backward pass ``"sequential"`` and
         ``"chunked"`` store only the state at each block boundary, besides their inputs;
