@@ -137,7 +137,10 @@ def gru(
         seq_lengths = seq_lengths.reshape(size)
         # Zero the padding first, so that NaN/Inf there cannot reach values or gradients.
         t = jnp.arange(T)
-        valid = t[:, None] < seq_lengths[None, :] if time_major else t < seq_lengths[:, None]
+        if time_major:
+            valid = t[:, None] < seq_lengths[None, :]
+        else:
+            valid = t[None, :] < seq_lengths[:, None]
         xs = jnp.where(valid[..., None], xs, jnp.zeros((), dtype))
     starts = None
     if resets is not None:

@@ -76,6 +76,13 @@ def _split_bias(
     return folded, b_h[2 * hidden :]
 
 
+def _pad_steps(a: Array, extra: int, axis: int = 0) -> Array:
+    """``a`` with ``extra`` zero (or False) steps appended along its time ``axis``."""
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, extra)
+    return jnp.pad(a, widths)
+
+
 def _valid_mask(lengths: Array | None, steps: int) -> Array | None:
     if lengths is None:
         return None
@@ -276,11 +283,9 @@ def _forward_chunked(
     if padded != steps:
         if lengths is None:
             lengths = jnp.full((batch,), steps, jnp.int32)
-        pad = [(0, 0)] * 3
-        pad[axis] = (0, padded - steps)
-        xs = jnp.pad(xs, pad)
+        xs = _pad_steps(xs, padded - steps, axis)
         if starts is not None:
-            starts = jnp.pad(starts, ((0, padded - steps), (0, 0), (0, 0)))
+            starts = _pad_steps(starts, padded - steps)
 
     def to_time_major(a: Array) -> Array:
         return a if time_major else jnp.swapaxes(a, 0, 1)
@@ -314,7 +319,9 @@ def _forward_chunked(
     shape = (padded, batch, hidden) if time_major else (batch, padded, hidden)
     ys = jnp.zeros(shape, dt)
     (h_last, ys), _ = jax.lax.scan(body, (h0, ys), jnp.arange(num_chunks), reverse=reverse)
-    return jax.lax.slice_in_dim(ys, 0, steps, axis=axis), h_last
+    if padded != steps:  # drop the padded steps (no slice op when there are none)
+        ys = jax.lax.slice_in_dim(ys, 0, steps, axis=axis)
+    return ys, h_last
 
 
 # ----------------------------------------------------------------------------- tangents
@@ -687,11 +694,9 @@ def _jvp_recompute(
     if padded != steps:
         if lengths is None:
             lengths = jnp.full((batch,), steps, jnp.int32)
-        pad = [(0, 0)] * 3
-        pad[axis] = (0, padded - steps)
-        xs_p, ys_p = (jnp.pad(a, pad) for a in (xs, ys))
+        xs_p, ys_p = (_pad_steps(a, padded - steps, axis) for a in (xs, ys))
         if starts is not None:
-            starts = jnp.pad(starts, ((0, padded - steps), (0, 0), (0, 0)))
+            starts = _pad_steps(starts, padded - steps)
     mask = _valid_mask(lengths, padded)
     if reverse and mask is not None:  # is step t + 1 valid: else the state before t is h0
         valid_next = jnp.concatenate([mask[1:], jnp.zeros_like(mask[:1])])
@@ -702,7 +707,7 @@ def _jvp_recompute(
         return None if a is None else a.reshape(num_chunks, chunk, *a.shape[1:])
 
     if not _is_zero(dxs) and padded != steps:
-        dxs = jnp.pad(dxs, ((0, padded - steps), (0, 0), (0, 0)))
+        dxs = _pad_steps(dxs, padded - steps)
     dparams = (dw_x, dw_h, db_x, db_h)
     dh0 = jnp.zeros_like(h0, acc) if _is_zero(dh0) else dh0.astype(acc)
     scan_in = (
