@@ -6,6 +6,7 @@ one bit through the whole valid prefix and ignore the padding.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 T, BATCH = 10, 64
 STEPS = 200
@@ -30,3 +31,12 @@ def randomize(tree, key: jax.Array):
         treedef,
         [0.5 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)],
     )
+
+
+def assert_trees_close(a, b, tol: float = 1e-9):
+    """Same tree structure, and every leaf of ``a`` close to ``b``'s (rtol = atol = ``tol``)."""
+    la, ta = jax.tree.flatten(a)
+    lb, tb = jax.tree.flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_trees_close
 from jax.test_util import check_grads
 
 from gru_jax import GRUParams, _scan, gru
@@ -75,14 +76,6 @@ def loss_fn(fn, cy, **kw):
         return jnp.sum(jnp.sin(ys) * cy) + jnp.sum(h_last**2)
 
     return loss
-
-
-def assert_trees_close(a, b, tol=TOL):
-    la, ta = jax.tree.flatten(a)
-    lb, tb = jax.tree.flatten(b)
-    assert ta == tb
-    for x, y in zip(la, lb, strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
 
 
 def lengths_for(steps):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_trees_close
 from jax.test_util import check_grads
 from reference import np_gru, np_gru_stack
 
@@ -100,14 +101,6 @@ def loss_of(fn, cy):
         return jnp.sum(jnp.sin(ys) * cy) + jnp.sum(h_last**2)
 
     return loss
-
-
-def assert_trees_close(a, b, tol=TOL):
-    la, ta = jax.tree.flatten(a)
-    lb, tb = jax.tree.flatten(b)
-    assert ta == tb
-    for x, y in zip(la, lb, strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
