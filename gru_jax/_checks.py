@@ -96,10 +96,16 @@ def check_cell_inputs(
 ) -> tuple[Array, Array]:
     """Check one step's ``h (*B, H)`` and ``x (*B, I)``, with ``B`` taken from ``x``."""
     h = as_float_array(fn, "h", h)
+    x = check_step_input(fn, x, input_size)
+    check_shape(fn, "h", h, (*x.shape[:-1], hidden), "(*B, H), B from x,")
+    return h, x
+
+
+def check_step_input(fn: str, x: ArrayLike, input_size: int) -> Array:
+    """Check one step's input: a float ``(*B, I)`` array with the given ``I``."""
     x = as_float_array(fn, "x", x)
     if x.ndim < 1 or x.shape[-1] != input_size:
         raise ValueError(
             f"{fn}: x must have shape (*B, I) with I = {input_size}; got {tuple(x.shape)}"
         )
-    check_shape(fn, "h", h, (*x.shape[:-1], hidden), "(*B, H), B from x,")
-    return h, x
+    return x

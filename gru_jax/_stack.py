@@ -242,11 +242,7 @@ def gru_stack_cell(params: GRUStackParams, h: ArrayLike, x: ArrayLike) -> Array:
             f"{fn}: params must be a unidirectional stack (1 direction per layer); got "
             f"{num_dirs} directions (a bidirectional layer needs the whole sequence: gru_stack)"
         )
-    x = _checks.as_float_array(fn, "x", x)
-    if x.ndim < 1 or x.shape[-1] != input_size:
-        raise ValueError(
-            f"{fn}: x must have shape (*B, I) with I = {input_size}; got {tuple(x.shape)}"
-        )
+    x = _checks.check_step_input(fn, x, input_size)
     h = _checks.as_float_array(fn, "h", h)
     _checks.check_shape(fn, "h", h, (num_layers, *x.shape[:-1], hidden), "(L, *B, H)")
     states, inputs = [], x
