@@ -11,11 +11,11 @@ $(PY):
 
 # Reinstall only when pyproject.toml changed (the stamps record what was installed).
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[examples]'
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,examples,docs]'
+	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $@ $(VENV)/.installed $(VENV)/.installed-docs
 
 $(VENV)/.installed-docs: pyproject.toml | $(PY)

@@ -26,6 +26,9 @@ nitpicky = True
 nitpick_ignore_regex = [
     # Types of third-party libraries and typing internals that no inventory describes offline.
     (r"py:.*", r"(jax|jaxlib|flax|optax|numpy|np|jnp|orbax|ocp|nn|nnx|typing|collections)\b.*"),
+    (r"py:.*", r"dataclasses\b.*"),
+    # Type variables of generic functions (``load_settings(cls: type[T]) -> T``).
+    (r"py:class", r".*\._T"),
     (r"py:.*", r"(Array|ArrayLike|PRNGKey|DTypeLike|Shape|Initializer|Any|Callable|Mapping)"),
     (r"py:.*", r"(Path|pathlib\.Path|os\.PathLike|Sequence|Iterable|Iterator|Literal)"),
     (r"py:class", r"(dtype|optional|default .*|Params|State|Batch|Module|Rngs|Mesh|type)"),

@@ -13,50 +13,29 @@ bidirectional ``gru_stack``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import yaml
 
 import gru_jax
-
-DEFAULTS = {
-    "batch": 16,
-    "seq_len": 128,
-    "input_size": 32,
-    "hidden_size": 128,
-    "num_layers": 2,
-    "repeats": 20,
-    "seed": 0,
-}
+from gru_jax.train import ConfigError, load_settings, setting
 
 
-def load_config(path: str | None, overrides: list[str]) -> dict[str, int]:
-    """Defaults, updated from a YAML file and then ``key=value`` overrides; all values ints."""
-    config = dict(DEFAULTS)
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as e:
-            raise ValueError(f"cannot read config {path!r}: {e.strerror}") from e
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config {path!r} must be a mapping; got {type(loaded).__name__}")
-        config.update(loaded)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects key=value; got {item!r}")
-        config[key] = yaml.safe_load(value)
-    for key, value in config.items():
-        if key not in DEFAULTS:
-            raise ValueError(f"unknown config key {key!r}; expected one of {sorted(DEFAULTS)}")
-        if isinstance(value, bool) or not isinstance(value, int) or value < (key != "seed"):
-            raise ValueError(f"config key {key!r} must be a positive int; got {value!r}")
-    return config
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """The demo's settings (configs/core_demo.yaml), each with its range."""
+
+    batch: int = setting(16, ge=1)  # B
+    seq_len: int = setting(128, ge=1)  # T
+    input_size: int = setting(32, ge=1)  # I
+    hidden_size: int = setting(128, ge=1)  # H
+    num_layers: int = setting(2, ge=1)  # for the stack part of the demo
+    repeats: int = setting(20, ge=1)  # timed calls per measurement (median reported)
+    seed: int = setting(0, ge=0, le=2**32 - 1)
 
 
 def median_ms(fn, *args, repeats: int) -> tuple[float, float]:
@@ -78,13 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.config, args.set)
-    except ValueError as e:
+        cfg = load_settings(DemoConfig, args.config, args.set)
+    except ConfigError as e:
         print(f"core_demo: error: {e}", file=sys.stderr)
         return 2
 
-    b, t, i, h = cfg["batch"], cfg["seq_len"], cfg["input_size"], cfg["hidden_size"]
-    key_p, key_x, key_s = jax.random.split(jax.random.key(cfg["seed"]), 3)
+    b, t, i, h = cfg.batch, cfg.seq_len, cfg.input_size, cfg.hidden_size
+    key_p, key_x, key_s = jax.random.split(jax.random.key(cfg.seed), 3)
     xs = jax.random.normal(key_x, (b, t, i))
     lengths = jax.random.randint(key_s, (b,), 1, t + 1)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; B={b} T={t} I={i} H={h}")
@@ -101,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             return jnp.mean(ys**2)
 
         grad = jax.jit(jax.grad(loss))
-        fwd_first, fwd_ms = median_ms(forward, params, xs, lengths, repeats=cfg["repeats"])
-        grad_first, grad_ms = median_ms(grad, params, xs, lengths, repeats=cfg["repeats"])
+        fwd_first, fwd_ms = median_ms(forward, params, xs, lengths, repeats=cfg.repeats)
+        grad_first, grad_ms = median_ms(grad, params, xs, lengths, repeats=cfg.repeats)
         ys, h_last = forward(params, xs, lengths)
         batched_ys, _ = gru_jax.gru(params, xs, seq_lengths=lengths)
         err = float(jnp.max(jnp.abs(ys - batched_ys)))
@@ -115,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  gradient {grad_ms:8.2f} ms median (first call {grad_first:7.1f} ms with compile)"
         )
 
-    stack = gru_jax.init_gru_stack(key_p, i, h, cfg["num_layers"], bidirectional=True)
+    stack = gru_jax.init_gru_stack(key_p, i, h, cfg.num_layers, bidirectional=True)
     run_stack = jax.jit(lambda p, x, n: gru_jax.gru_stack(p, x, seq_lengths=n))
-    first, ms = median_ms(run_stack, stack, xs, lengths, repeats=cfg["repeats"])
+    first, ms = median_ms(run_stack, stack, xs, lengths, repeats=cfg.repeats)
     ys, h_n = run_stack(stack, xs, lengths)
     print(
-        f"gru_stack L={cfg['num_layers']} bidirectional: ys {ys.shape}, h_n {h_n.shape}; "
+        f"gru_stack L={cfg.num_layers} bidirectional: ys {ys.shape}, h_n {h_n.shape}; "
         f"forward {ms:.2f} ms median (first call {first:.1f} ms)"
     )
     return 0

@@ -30,6 +30,7 @@ evaluations. The script prints a table and writes it, with the loss curves, as J
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -42,51 +43,30 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-import yaml
 
 from gru_jax.linen import GRU, MinGRU
 from gru_jax.tasks.adding import adding_batch
-
-DEFAULTS: dict[str, Any] = {
-    "seq_len": 4096,  # T
-    "batch": 32,  # B per training step
-    "hidden_size": 32,  # H, both models
-    "learning_rate": 1e-2,
-    "grad_clip": 1.0,
-    "target_mse": 0.01,  # baseline (predict 1): 2/12 ≈ 0.167
-    "eval_batch": 256,  # size of the fixed evaluation batch
-    "eval_every": 25,  # steps between evaluations
-    "max_steps": 2000,  # per model
-    "mingru_budget_s": 120.0,  # wall-clock training budget per model, seconds
-    "gru_budget_s": 300.0,
-    "mode": "auto",  # minGRU mode
-    "chrono": True,  # chrono initialisation of the update-gate bias
-    "seed": 0,
-}
+from gru_jax.train import ConfigError, load_settings, setting
 
 
-def load_config(path: str | None, overrides: list[str]) -> dict[str, Any]:
-    """Defaults, updated from a YAML file and then ``key=value`` overrides, type-checked."""
-    config = dict(DEFAULTS)
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config {path!r} must be a mapping; got {type(loaded).__name__}")
-        config.update(loaded)
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects key=value; got {item!r}")
-        config[key] = yaml.safe_load(value)
-    for key, value in config.items():
-        if key not in DEFAULTS:
-            raise ValueError(f"unknown config key {key!r}; expected one of {sorted(DEFAULTS)}")
-        expected = type(DEFAULTS[key])
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            config[key] = value = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ValueError(f"config key {key!r} must be a {expected.__name__}; got {value!r}")
-    return config
+@dataclasses.dataclass(frozen=True)
+class LongConfig:
+    """The experiment's settings (configs/mingru_long.yaml), each with its range."""
+
+    seq_len: int = setting(4096, ge=2)  # T; one marked value in each half
+    batch: int = setting(32, ge=1)  # B per training step
+    hidden_size: int = setting(32, ge=1)  # H, both models
+    learning_rate: float = setting(1e-2, gt=0)  # Adam
+    grad_clip: float = setting(1.0, gt=0)  # global-norm clipping
+    target_mse: float = setting(0.01, gt=0)  # baseline (predict 1): 2/12 ≈ 0.167
+    eval_batch: int = setting(256, ge=1)  # size of the fixed evaluation batch
+    eval_every: int = setting(25, ge=1)  # steps between evaluations
+    max_steps: int = setting(2000, ge=1)  # per model
+    mingru_budget_s: float = setting(120.0, ge=0)  # wall-clock training budget, seconds
+    gru_budget_s: float = setting(300.0, ge=0)
+    mode: str = setting("auto", one_of=("auto", "sequential", "parallel", "chunked"))  # minGRU
+    chrono: bool = setting(True)  # chrono initialisation of the update-gate bias
+    seed: int = setting(0, ge=0, le=2**32 - 1)
 
 
 class Regressor(nn.Module):
@@ -123,19 +103,17 @@ def chrono_init(params: dict, kind: str, hidden: int, seq_len: int, key: jax.Arr
     return {"params": rnn}
 
 
-def train(kind: str, cfg: dict[str, Any], budget_s: float) -> dict[str, Any]:
+def train(kind: str, cfg: LongConfig, budget_s: float) -> dict[str, Any]:
     """Train one model to ``target_mse``; return its timings and curve."""
-    key = jax.random.key(cfg["seed"])
+    key = jax.random.key(cfg.seed)
     k_init, k_chrono, k_eval, k_data = jax.random.split(key, 4)
-    t_len, hidden = cfg["seq_len"], cfg["hidden_size"]
-    model = Regressor(kind, hidden, cfg["mode"])
-    eval_set = adding_batch(k_eval, cfg["eval_batch"], t_len)
+    t_len, hidden = cfg.seq_len, cfg.hidden_size
+    model = Regressor(kind, hidden, cfg.mode)
+    eval_set = adding_batch(k_eval, cfg.eval_batch, t_len)
     params = model.init(k_init, eval_set["inputs"][:1])
-    if cfg["chrono"]:
+    if cfg.chrono:
         params = chrono_init(params, kind, hidden, t_len, k_chrono)
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(cfg["grad_clip"]), optax.adam(cfg["learning_rate"])
-    )
+    optimizer = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(cfg.learning_rate))
     opt_state = optimizer.init(params)
 
     def mse(params, batch):
@@ -143,7 +121,7 @@ def train(kind: str, cfg: dict[str, Any], budget_s: float) -> dict[str, Any]:
 
     @jax.jit
     def train_step(params, opt_state, step):
-        batch = adding_batch(jax.random.fold_in(k_data, step), cfg["batch"], t_len)
+        batch = adding_batch(jax.random.fold_in(k_data, step), cfg.batch, t_len)
         loss, grads = jax.value_and_grad(mse)(params, batch)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
@@ -155,10 +133,10 @@ def train(kind: str, cfg: dict[str, Any], budget_s: float) -> dict[str, Any]:
     jax.block_until_ready(evaluate(params, eval_set))
     train_s, steps, curve, reached = 0.0, 1, [], None
     while True:
-        if steps % cfg["eval_every"] == 0 or steps == 1:
+        if steps % cfg.eval_every == 0 or steps == 1:
             eval_mse = float(evaluate(params, eval_set))
             curve.append({"step": steps, "train_s": round(train_s, 3), "eval_mse": eval_mse})
-            if eval_mse < cfg["target_mse"]:
+            if eval_mse < cfg.target_mse:
                 reached = {"step": steps, "train_s": train_s, "eval_mse": eval_mse}
                 break
             print(
@@ -166,7 +144,7 @@ def train(kind: str, cfg: dict[str, Any], budget_s: float) -> dict[str, Any]:
                 f"  eval mse {eval_mse:.4f}",
                 flush=True,
             )
-        if steps >= cfg["max_steps"] or train_s >= budget_s:
+        if steps >= cfg.max_steps or train_s >= budget_s:
             break
         start = time.perf_counter()
         params, opt_state, loss = jax.block_until_ready(train_step(params, opt_state, steps))
@@ -195,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write the results as JSON to this file")
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.config, args.set)
-    except (OSError, ValueError) as e:
+        cfg = load_settings(LongConfig, args.config, args.set)
+    except ConfigError as e:
         print(f"mingru_long: error: {e}", file=sys.stderr)
         return 2
 
@@ -204,13 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     load_before = _load_average()
     print(
         f"jax {jax.__version__} on {device.platform} ({device.device_kind}); adding problem "
-        f"T={cfg['seq_len']} B={cfg['batch']} H={cfg['hidden_size']}; target eval MSE < "
-        f"{cfg['target_mse']} (baseline {2 / 12:.3f})",
+        f"T={cfg.seq_len} B={cfg.batch} H={cfg.hidden_size}; target eval MSE < "
+        f"{cfg.target_mse} (baseline {2 / 12:.3f})",
         flush=True,
     )
     results = [
-        train("minGRU", cfg, cfg["mingru_budget_s"]),
-        train("GRU", cfg, cfg["gru_budget_s"]),
+        train("minGRU", cfg, cfg.mingru_budget_s),
+        train("GRU", cfg, cfg.gru_budget_s),
     ]
     print(
         f"\n{'model':7s} {'params':>7s} {'ms/step':>8s} {'steps':>6s} {'train s':>8s} "
@@ -236,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"per training step, minGRU is {per_step:.1f}x faster than the GRU")
     if args.out:
         summary = {
-            "config": cfg,
+            "config": dataclasses.asdict(cfg),
             "jax": jax.__version__,
             "device": f"{device.platform} ({device.device_kind})",
             "machine": platform.machine(),

@@ -1,20 +1,35 @@
 """The ``gru-jax`` command: train and evaluate the synthetic tasks from YAML configs.
 
+::
+
     gru-jax train CONFIG [--set key=value ...] [--workdir DIR] [--resume] [--stop-after N]
+                         [--coordinator HOST:PORT --num-processes N --process-id I]
+                         [--init-timeout S] [--heartbeat-timeout S] [--distributed]
     gru-jax eval CONFIG --workdir DIR [--seed N] [--set key=value ...]
     gru-jax bench [--quick] [--shapes BxTxIxH,...] [--repeats N] [--out PATH] ...
 
-Mistakes (an unknown or ill-typed config key, a missing file, a workdir without checkpoints) are
-one line on stderr and exit code 2.
+Mistakes (an unknown, ill-typed or out-of-range config key, a missing file, a workdir without
+checkpoints, a config that differs from the run it resumes, inconsistent process flags) are one
+line on stderr and exit code 2. SIGTERM and SIGINT checkpoint the current step and exit with 143
+and 130. A run over several processes runs each process under a supervisor
+(:func:`gru_jax.train.supervise`) that reports the runtime's failures as one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import shlex
 import sys
+import time
+import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from gru_jax.train import Config
 
 PROG = "gru-jax"
 
@@ -48,11 +63,34 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop after N steps of this call (checkpointed; --resume continues)",
     )
-    train.add_argument(
+    several = train.add_argument_group(
+        "several processes",
+        "one process per host (or several on one machine); each gets the same command with its "
+        "own --process-id. The flags override JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
+        "JAX_PROCESS_ID; under SLURM or Open MPI they are detected.",
+    )
+    several.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    several.add_argument("--num-processes", type=int, metavar="N", help="processes in the run")
+    several.add_argument("--process-id", type=int, metavar="I", help="this process, in [0, N)")
+    several.add_argument(
+        "--init-timeout",
+        type=int,
+        default=120,
+        metavar="S",
+        help="seconds for every process to join before the run fails (default 120)",
+    )
+    several.add_argument(
+        "--heartbeat-timeout",
+        type=int,
+        default=100,
+        metavar="S",
+        help="seconds of silence after which a process counts as dead (default 100)",
+    )
+    several.add_argument(
         "--distributed",
         action="store_true",
-        help="call jax.distributed.initialize() (automatic under SLURM/MPI or "
-        "with JAX_COORDINATOR_ADDRESS set)",
+        help="call jax.distributed.initialize() to detect the cluster (automatic under "
+        "SLURM or Open MPI with more than one task)",
     )
 
     evaluate = sub.add_parser("eval", help="evaluate a run's latest checkpoint on fresh data")
@@ -98,41 +136,120 @@ def main(argv: list[str] | None = None) -> int:
       2
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    from gru_jax.train._distributed import become_worker
+
+    worker = become_worker()
     if argv[:1] == ["bench"]:  # every later argument belongs to the benchmark's own parser
         return _bench(argv[1:])
     args = _parser().parse_args(argv)
-    from gru_jax.train import (
-        ConfigError,
-        evaluate_checkpoint,
-        load_config,
-        maybe_initialize_distributed,
-        train_and_evaluate,
-    )
+    from gru_jax.train import ConfigError, Preempted, evaluate_checkpoint, load_config
 
     try:
         config = load_config(args.config, args.set)
-        if args.command == "train":
-            if args.stop_after is not None and args.stop_after <= 0:
-                raise ConfigError(f"--stop-after must be positive; got {args.stop_after}")
-            maybe_initialize_distributed(force=args.distributed)
-            workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
-            summary = train_and_evaluate(
-                config, workdir, resume=args.resume, stop_after=args.stop_after
-            )
-            if summary is None:
-                print(
-                    f"stopped early; continue with: {PROG} train {args.config} "
-                    f"--workdir {workdir} --resume"
-                )
-            else:
-                print(json.dumps(summary))
-                print(f"results in {workdir}/ (summary.json, metrics.jsonl, plots/, checkpoints/)")
-        else:
+        if args.command == "eval":
             print(json.dumps(evaluate_checkpoint(config, args.workdir, seed=args.seed)))
+            return 0
+        return _train(args, argv, config, worker)
     except ConfigError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except Preempted as e:
+        import jax
+
+        if jax.process_index() == 0:
+            print(f"{PROG}: {e}; resume with: {_resume_command(argv)}", file=sys.stderr)
+        return 128 + e.signum
+
+
+def _train(args: argparse.Namespace, argv: list[str], config: Config, worker: bool) -> int:
+    from gru_jax.train import ConfigError, Preempted, find_cluster, supervise, train_and_evaluate
+    from gru_jax.train._distributed import initialize
+
+    if args.stop_after is not None and args.stop_after <= 0:
+        raise ConfigError(f"--stop-after must be positive; got {args.stop_after}")
+    cluster = find_cluster(
+        args.coordinator,
+        args.num_processes,
+        args.process_id,
+        detect=args.distributed,
+        init_timeout=args.init_timeout,
+        heartbeat_timeout=args.heartbeat_timeout,
+    )
+    if cluster is not None and not worker:
+        return supervise(argv, cluster, prog=PROG)
+    if cluster is not None:
+        initialize(cluster)
+    import jax
+
+    workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
+    began = time.time()
+    try:
+        summary = train_and_evaluate(
+            config,
+            workdir,
+            resume=args.resume,
+            stop_after=args.stop_after,
+            handle_signals=True,
+        )
+    except (ConfigError, Preempted):
+        raise
+    except Exception as e:
+        if cluster is None:
+            raise
+        # In a run over several processes, a failed collective means another process died.
+        # Leave at once: the runtime's shutdown barrier would wait for the dead process, then
+        # abort. Other errors keep their traceback.
+        text = str(e).strip()
+        if isinstance(e, jax.errors.JaxRuntimeError) or re.match(r"[A-Z_]+: ", text):
+            print(
+                f"{PROG}: error: {cluster.describe()} stopped: a collective with the other "
+                f"processes failed ({text.splitlines()[0][:160]}); another process of the run "
+                "died or stopped answering: see that process's output",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            traceback.print_exc()
+        sys.stdout.flush()
+        os._exit(1)
+    if jax.process_index() != 0:
+        return 0
+    if summary is None:
+        print(f"stopped early; continue with: {_resume_command(argv)}")
+    else:
+        print(json.dumps(summary))
+        print(f"results in {workdir}/: {', '.join(_written(workdir, began))}")
     return 0
+
+
+def _resume_command(argv: list[str]) -> str:
+    """The command that continues a run: its arguments, with ``--resume``, without
+    ``--stop-after``."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--stop-after":
+            skip = True
+        elif not arg.startswith("--stop-after="):
+            kept.append(arg)
+    if "--resume" not in kept:
+        kept.append("--resume")
+    return shlex.join([PROG, *kept])
+
+
+def _written(workdir: Path, since: float) -> list[str]:
+    """What this run wrote in ``workdir``: its files changed since ``since`` (seconds since the
+    epoch), with ``checkpoints/`` and ``processes/`` as one entry each."""
+    names: set[str] = set()
+    for path in workdir.rglob("*"):
+        if path.is_file() and path.stat().st_mtime >= since - 1e-3:
+            parts = path.relative_to(workdir).parts
+            names.add(
+                f"{parts[0]}/" if parts[0] in ("checkpoints", "processes") else "/".join(parts)
+            )
+    return sorted(names)
 
 
 if __name__ == "__main__":

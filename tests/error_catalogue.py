@@ -18,10 +18,17 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import yaml
 
 import gru_jax
 from gru_jax import interop
-from gru_jax.train import load_config
+from gru_jax.train import (
+    config_to_dict,
+    evaluate_checkpoint,
+    find_cluster,
+    load_config,
+    train_and_evaluate,
+)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 KEY = jax.random.key(0)
@@ -65,6 +72,33 @@ def _foreign_weights(tmp: Path) -> Any:
 
 def _config(tmp: Path, *overrides: str, name: str = "adding.yaml") -> Any:
     return load_config(CONFIGS / name, list(overrides))
+
+
+def _not_yaml(tmp: Path) -> Any:
+    (tmp / "bad.yaml").write_text("task: adding\ntrain: {steps: 10\n")
+    return load_config(tmp / "bad.yaml")
+
+
+def _run_dir(tmp: Path) -> Path:
+    """A workdir as ``configs/adding.yaml`` left it: its ``config.yaml`` and checkpoints/."""
+    (tmp / "checkpoints").mkdir()
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config_to_dict(_config(tmp))))
+    return tmp
+
+
+def _resume_with(tmp: Path, *overrides: str) -> Any:
+    return train_and_evaluate(_config(tmp, *overrides), _run_dir(tmp), resume=True)
+
+
+def _eval_other_task(tmp: Path) -> Any:
+    return evaluate_checkpoint(_config(tmp, name="copy.yaml"), _run_dir(tmp), seed=1)
+
+
+def _charlm_rows_too_short(tmp: Path) -> Any:
+    from gru_jax.tasks import get_task
+
+    config = _config(tmp, "data.seq_len=5", "data.corpus_chars=3000", name="charlm_packed.yaml")
+    return get_task("charlm").make_source(config.data, config.seed)
 
 
 import gru_jax.linen  # noqa: E402  (after the helpers that use them, for the doc's order)
@@ -113,8 +147,9 @@ CASES = [
     Case(
         "gru",
         "time-major resets laid out batch-major",
-        lambda t: gru_jax.gru(P, jnp.zeros((5, 2, 3)), resets=np.zeros((2, 5), bool),
-                              time_major=True),
+        lambda t: gru_jax.gru(
+            P, jnp.zeros((5, 2, 3)), resets=np.zeros((2, 5), bool), time_major=True
+        ),
     ),
     Case(
         "gru_stack_cell",
@@ -155,8 +190,7 @@ CASES = [
     Case(
         "mingru",
         "resets of the wrong shape",
-        lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), XS,
-                                 resets=np.zeros((2, 4), bool)),
+        lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), XS, resets=np.zeros((2, 4), bool)),
     ),
     Case(
         "mingru",
@@ -205,10 +239,66 @@ CASES = [
     Case("interop.load_params", "a truncated file", _truncated_weights),
     Case("interop.load_params", "a foreign .npz file", _foreign_weights),
     Case("config (gru-jax)", "a missing file", lambda t: load_config(t / "missing.yaml")),
+    Case("config (gru-jax)", "a file that is not valid YAML", _not_yaml),
     Case("config (gru-jax)", "an unknown key", lambda t: _config(t, "train.stepz=3")),
     Case("config (gru-jax)", "a value of the wrong type", lambda t: _config(t, "train.steps=ten")),
+    Case("config (gru-jax)", "a size out of range", lambda t: _config(t, "model.hidden_size=0")),
+    Case(
+        "config (gru-jax)", "a float out of range", lambda t: _config(t, "model.dropout_rate=1.5")
+    ),
+    Case(
+        "config (gru-jax)",
+        "a float that is not finite",
+        lambda t: _config(t, "train.learning_rate=.nan"),
+    ),
+    Case(
+        "config (gru-jax)",
+        "a value not among the choices",
+        lambda t: _config(t, "data.layout=pakced", name="charlm.yaml"),
+    ),
+    Case(
+        "config (gru-jax)",
+        "keys that contradict each other",
+        lambda t: _config(t, "data.min_len=12", "data.max_len=10", name="seq2seq.yaml"),
+    ),
+    Case(
+        "config (gru-jax)",
+        "a window longer than the series",
+        lambda t: _config(t, "data.series_len=50", name="forecast.yaml"),
+    ),
+    Case(
+        "config (gru-jax)",
+        "a batch that the devices cannot share",
+        lambda t: _config(t, "train.num_devices=3"),
+    ),
+    Case(
+        "config (gru-jax)",
+        "rows shorter than every sentence (found when the data is built)",
+        _charlm_rows_too_short,
+    ),
     Case("config (gru-jax)", "an unknown task", lambda t: _config(t, "task=poetry")),
     Case("config (gru-jax)", "a malformed --set", lambda t: _config(t, "train.steps")),
+    Case(
+        "train --resume (gru-jax)",
+        "a config that shapes another model than the run's",
+        lambda t: _resume_with(t, "model.hidden_size=32"),
+    ),
+    Case(
+        "train --resume (gru-jax)",
+        "more steps (they move the learning-rate schedule)",
+        lambda t: _resume_with(t, "train.steps=4000"),
+    ),
+    Case("eval (gru-jax)", "another task's config", _eval_other_task),
+    Case(
+        "train, several processes (gru-jax)",
+        "a process id outside [0, N)",
+        lambda t: find_cluster("127.0.0.1:12355", 2, 2, env={}),
+    ),
+    Case(
+        "train, several processes (gru-jax)",
+        "a coordinator without the number of processes",
+        lambda t: find_cluster("127.0.0.1:12355", env={}),
+    ),
 ]
 
 
@@ -239,7 +329,9 @@ def render() -> str:
         "Every public entry point checks its arguments while tracing (before XLA compiles",
         "anything) and raises `ValueError` (wrong value or shape) or `TypeError` (wrong type or",
         "dtype), naming the argument with what was expected and what it got. The `gru-jax` CLI",
-        "prints the same message as one line on stderr and exits with code 2.",
+        "prints the same message as one line on stderr and exits with code 2. A config is checked",
+        "when it is read, before anything compiles: each key's type, the range declared beside its",
+        "field, and the constraints between keys ([Training](training.md#configs)).",
         "",
         "Generated by `.venv/bin/python tests/error_catalogue.py > docs/errors.md`;",
         "`tests/test_error_catalogue.py` runs every case and checks this file is current.",

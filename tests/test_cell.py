@@ -70,8 +70,12 @@ def test_init_initializers_can_be_overridden():
         return jnp.ones(shape, dtype)
 
     p = init_gru(
-        jax.random.key(0), 2, 3,
-        kernel_init=ones, recurrent_init=ones, bias_init=jax.nn.initializers.constant(0.5),
+        jax.random.key(0),
+        2,
+        3,
+        kernel_init=ones,
+        recurrent_init=ones,
+        bias_init=jax.nn.initializers.constant(0.5),
     )
     np.testing.assert_array_equal(p.w_x, 1.0)
     np.testing.assert_array_equal(p.w_h, 1.0)
@@ -115,13 +119,22 @@ def test_cell_any_leading_batch_dims(params, batch):
     out = gru_cell(params, h, x)
     assert out.shape == (*batch, 4) and out.dtype == jnp.float64
     # Every batch element is computed independently and equally.
-    np.testing.assert_allclose(out.reshape(-1, 4), np.broadcast_to(out.reshape(-1, 4)[0], (int(np.prod(batch, dtype=int)), 4)))
+    np.testing.assert_allclose(
+        out.reshape(-1, 4),
+        np.broadcast_to(out.reshape(-1, 4)[0], (int(np.prod(batch, dtype=int)), 4)),
+    )
 
 
 @pytest.mark.parametrize(
     ("h_shape", "x_shape", "x_dtype", "error", "match"),
     [
-        ((2, 4), (2, 5), jnp.float64, ValueError, r"x must have shape \(\*B, I\) with I = 3; got \(2, 5\)"),
+        (
+            (2, 4),
+            (2, 5),
+            jnp.float64,
+            ValueError,
+            r"x must have shape \(\*B, I\) with I = 3; got \(2, 5\)",
+        ),
         ((3, 4), (2, 3), jnp.float64, ValueError, r"h must have shape .* = \(2, 4\); got \(3, 4\)"),
         ((2, 5), (2, 3), jnp.float64, ValueError, r"h must have shape .* = \(2, 4\); got \(2, 5\)"),
         ((2, 4), (2, 3), jnp.int32, TypeError, "x must have a floating-point dtype; got int32"),
@@ -136,9 +149,13 @@ def test_cell_bad_params():
     good = init_gru(jax.random.key(0), 3, 4)
     with pytest.raises(TypeError, match="params must be a GRUParams; got dict"):
         gru_cell({"w_x": good.w_x}, jnp.zeros(4), jnp.zeros(3))
-    with pytest.raises(ValueError, match=r"params.w_x must have shape \(I, 3H\) = \(I, 12\); got \(3, 9\)"):
+    with pytest.raises(
+        ValueError, match=r"params.w_x must have shape \(I, 3H\) = \(I, 12\); got \(3, 9\)"
+    ):
         gru_cell(good.replace(w_x=jnp.zeros((3, 9))), jnp.zeros(4), jnp.zeros(3))
-    with pytest.raises(ValueError, match=r"params.b_h must have shape \(3H,\) = \(12,\); got \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"params.b_h must have shape \(3H,\) = \(12,\); got \(4,\)"
+    ):
         gru_cell(good.replace(b_h=jnp.zeros(4)), jnp.zeros(4), jnp.zeros(3))
     with pytest.raises(ValueError, match=r"params.w_h must have shape \(H, 3H\); got \(4, 4\)"):
         gru_cell(good.replace(w_h=jnp.zeros((4, 4))), jnp.zeros(4), jnp.zeros(3))

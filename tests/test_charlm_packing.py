@@ -67,7 +67,7 @@ def test_unknown_layout_is_one_config_error(capsys: pytest.CaptureFixture[str]) 
     )
     with pytest.raises(ConfigError, match=message):
         load_config(ROOT / "configs/charlm_packed.yaml", ["data.layout=pakced"])
-    with pytest.raises(ConfigError, match=r"config key 'data\.layout' must be of type str"):
+    with pytest.raises(ConfigError, match=r"config key 'data\.layout' must be a str; got int 3"):
         load_config(ROOT / "configs/charlm_packed.yaml", ["data.layout=3"])
     code = cli_main(["train", "configs/charlm_packed.yaml", "--set", "data.layout=pakced"])
     err = capsys.readouterr().err

@@ -42,8 +42,15 @@ def public_modules() -> list[str]:
 
 def test_public_modules_are_the_known_ones():
     # Not the definition of public (public_modules is); a guard that the walk finds the package.
-    assert {"gru_jax", "gru_jax.linen", "gru_jax.nnx", "gru_jax.interop", "gru_jax.train",
-            "gru_jax.tasks", "gru_jax.cli"} <= set(public_modules())
+    assert {
+        "gru_jax",
+        "gru_jax.linen",
+        "gru_jax.nnx",
+        "gru_jax.interop",
+        "gru_jax.train",
+        "gru_jax.tasks",
+        "gru_jax.cli",
+    } <= set(public_modules())
 
 
 def _own_doc(module_name: str, name: str, obj: object) -> str | None:

@@ -114,8 +114,9 @@ def test_packed_row_equals_its_segments(reset_after, reverse):
     seg = functools.partial(by_segments, reverse=reverse)
     assert_trees_close((ys, h_last), seg(p, xs, h0))
     argnums = (0, 1, 2)
-    fast = jax.jit(jax.value_and_grad(loss_of(functools.partial(packed, reverse=reverse), cy),
-                                      argnums))
+    fast = jax.jit(
+        jax.value_and_grad(loss_of(functools.partial(packed, reverse=reverse), cy), argnums)
+    )
     slow = jax.jit(jax.value_and_grad(loss_of(seg, cy), argnums))
     assert_trees_close(fast(p, xs, h0), slow(p, xs, h0))
 
@@ -151,8 +152,7 @@ def plain_gru_resets(p, xs, h0, lengths, starts, reverse):
         h_new = jnp.where(valid, h_new, h)
         return h_new, jnp.where(valid, h_new, 0.0)
 
-    h_last, ys = jax.lax.scan(step, h0, (jnp.where(mask, xs_t, 0.0), mask, starts),
-                              reverse=reverse)
+    h_last, ys = jax.lax.scan(step, h0, (jnp.where(mask, xs_t, 0.0), mask, starts), reverse=reverse)
     return jnp.swapaxes(ys, 0, 1), h_last
 
 
@@ -174,10 +174,10 @@ def test_every_plan_with_resets_matches_autodiff(reset_after):
     def run(p, xs, h0):
         out = []
         for reverse in (False, True):
-            starts = segment_starts(jnp.asarray(RESETS), lengths, reverse=reverse,
-                                    time_major=False)
-            ref = functools.partial(plain_gru_resets, lengths=lengths, starts=starts,
-                                    reverse=reverse)
+            starts = segment_starts(jnp.asarray(RESETS), lengths, reverse=reverse, time_major=False)
+            ref = functools.partial(
+                plain_gru_resets, lengths=lengths, starts=starts, reverse=reverse
+            )
             want = jax.value_and_grad(loss_of(ref, cy), (0, 1, 2))(p, xs, h0)
             for pl in plans:
                 pl = pl._replace(reverse=reverse)
@@ -195,8 +195,12 @@ def test_every_plan_with_resets_matches_autodiff(reset_after):
 @pytest.mark.parametrize("remat", [False, True], ids=["store", "remat"])
 def test_check_grads_with_resets(remat):
     p, xs, h0, _ = make(3, True, batch=2, steps=7)
-    resets = np.array([[True, False, True, True, False, False, True],
-                       [False, False, False, True, False, True, False]])
+    resets = np.array(
+        [
+            [True, False, True, True, False, False, True],
+            [False, False, False, True, False, True, False],
+        ]
+    )
     lengths = jnp.array([7, 5])
 
     def f(p, xs, h0):
@@ -239,8 +243,7 @@ def test_time_major_equals_batch_major(remat):
         return jnp.sum(jnp.sin(ys) * cy) + jnp.sum(h**2)
 
     def time_major(p, xs_t, h0):
-        ys, h = gru(p, xs_t, h0, seq_lengths=LENGTHS, resets=RESETS.T, time_major=True,
-                    remat=remat)
+        ys, h = gru(p, xs_t, h0, seq_lengths=LENGTHS, resets=RESETS.T, time_major=True, remat=remat)
         assert ys.shape == (T, B, H)
         return jnp.sum(jnp.sin(ys) * cy_t) + jnp.sum(h**2)
 
@@ -255,8 +258,13 @@ def test_time_major_with_extra_batch_dims():
     p, xs, _, _ = make(6, False)
     xs4 = xs.reshape(2, 2, T, I)
     ys, h = gru(p, xs4, seq_lengths=LENGTHS.reshape(2, 2), resets=RESETS.reshape(2, 2, T))
-    ys_t, h_t = gru(p, jnp.moveaxis(xs4, 2, 0), seq_lengths=LENGTHS.reshape(2, 2),
-                    resets=np.moveaxis(RESETS.reshape(2, 2, T), 2, 0), time_major=True)
+    ys_t, h_t = gru(
+        p,
+        jnp.moveaxis(xs4, 2, 0),
+        seq_lengths=LENGTHS.reshape(2, 2),
+        resets=np.moveaxis(RESETS.reshape(2, 2, T), 2, 0),
+        time_major=True,
+    )
     assert_trees_close((jnp.moveaxis(ys, 2, 0), h), (ys_t, h_t))
 
 
@@ -264,8 +272,9 @@ def test_time_major_with_extra_batch_dims():
 
 
 def test_bidirectional_stack_on_a_packed_row_equals_each_segment_alone():
-    stack = gru_jax.init_gru_stack(jax.random.key(0), I, H, num_layers=2, bidirectional=True,
-                                   dtype=jnp.float64)
+    stack = gru_jax.init_gru_stack(
+        jax.random.key(0), I, H, num_layers=2, bidirectional=True, dtype=jnp.float64
+    )
     stack = jax.tree.map(lambda a: a + 0.1, stack)
     _, xs, _, _ = make(7, False)
     ys, h_n = gru_stack(stack, xs, seq_lengths=LENGTHS, resets=RESETS)
@@ -278,14 +287,16 @@ def test_bidirectional_stack_on_a_packed_row_equals_each_segment_alone():
     seg_ys, _ = gru_stack(stack, seg_xs, seq_lengths=seg_lengths)
     for s, (b, a, c) in enumerate(where):
         np.testing.assert_allclose(ys[b, a:c], seg_ys[s, : c - a], atol=TOL)
-    ys_t, h_t = gru_stack(stack, jnp.swapaxes(xs, 0, 1), seq_lengths=LENGTHS,
-                          resets=RESETS.T, time_major=True)
+    ys_t, h_t = gru_stack(
+        stack, jnp.swapaxes(xs, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T, time_major=True
+    )
     assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), (ys, h_n))
 
 
 def test_gru_stack_cell_steps_equal_gru_stack():
-    stack = gru_jax.init_gru_stack(jax.random.key(1), I, H, num_layers=3, reset_after=True,
-                                   dtype=jnp.float64)
+    stack = gru_jax.init_gru_stack(
+        jax.random.key(1), I, H, num_layers=3, reset_after=True, dtype=jnp.float64
+    )
     _, xs, _, _ = make(8, True)
     h0 = jnp.asarray(np.random.default_rng(8).standard_normal((3, B, H)) * 0.5)
     ys, h_n = gru_stack(stack, xs, h0)
@@ -303,8 +314,11 @@ def test_gru_stack_cell_errors():
     with pytest.raises(ValueError, match=r"gru_stack_cell: params must be a unidirectional"):
         gru_stack_cell(bi, jnp.zeros((2, 4, H)), jnp.zeros((4, I)))
     uni = gru_jax.init_gru_stack(jax.random.key(0), I, H, num_layers=2)
-    with pytest.raises(ValueError, match=r"gru_stack_cell: h must have shape \(L, \*B, H\) = "
-                                         r"\(2, 4, 5\); got \(1, 4, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"gru_stack_cell: h must have shape \(L, \*B, H\) = "
+        r"\(2, 4, 5\); got \(1, 4, 5\)",
+    ):
         gru_stack_cell(uni, jnp.zeros((1, 4, H)), jnp.zeros((4, I)))
 
 
@@ -314,8 +328,10 @@ def test_gru_stack_cell_errors():
 def test_segment_helpers_find_the_segments():
     ids = np.array([[7, 7, 3, 3, 3, 1, 0, 0], [1, 2, 3, 4, 5, 6, 7, 8]])
     resets = gru_jax.resets_from_segment_ids(ids)
-    assert resets.tolist() == [[False, False, True, False, False, True, True, False],
-                               [False] + [True] * 7]
+    assert resets.tolist() == [
+        [False, False, True, False, False, True, True, False],
+        [False] + [True] * 7,
+    ]
     ends = gru_jax.segment_ends(resets, seq_lengths=np.array([6, 8]))
     assert ends.tolist() == [[False, True, False, False, True, True, False, False], [True] * 8]
     # The forward final state of each segment is ys at its end.
@@ -329,12 +345,21 @@ def test_segment_helpers_find_the_segments():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"resets": np.zeros((B, T), np.int32)}, TypeError,
-         "gru: resets must have dtype bool; got int32"),
-        ({"resets": np.zeros((B, T - 1), bool)}, ValueError,
-         rf"gru: resets must have shape \(\*B, T\) = \({B}, {T}\); got \({B}, {T - 1}\)"),
-        ({"resets": np.zeros((B, T), bool), "time_major": True}, ValueError,
-         rf"gru: resets must have shape \(T, \*B\) = \({B}, {B}\); got \({B}, {T}\)"),
+        (
+            {"resets": np.zeros((B, T), np.int32)},
+            TypeError,
+            "gru: resets must have dtype bool; got int32",
+        ),
+        (
+            {"resets": np.zeros((B, T - 1), bool)},
+            ValueError,
+            rf"gru: resets must have shape \(\*B, T\) = \({B}, {T}\); got \({B}, {T - 1}\)",
+        ),
+        (
+            {"resets": np.zeros((B, T), bool), "time_major": True},
+            ValueError,
+            rf"gru: resets must have shape \(T, \*B\) = \({B}, {B}\); got \({B}, {T}\)",
+        ),
         ({"time_major": 1}, TypeError, "gru: time_major must be a bool; got int"),
     ],
 )
@@ -364,8 +389,9 @@ def test_flax_modules_take_resets_time_major_and_step():
     got = lin.apply(variables, xs32, seq_lengths=LENGTHS, resets=RESETS)
     assert_trees_close(got, want, tol=0)
     lin_t = gru_jax.linen.GRU(H, num_layers=2, return_carry=True, time_major=True)
-    ys_t, h_t = lin_t.apply(variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS,
-                            resets=RESETS.T)
+    ys_t, h_t = lin_t.apply(
+        variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T
+    )
     assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
     carry = jnp.ones((2, B, H)) * 0.1
     step = lin.apply(variables, carry, xs32[:, 0], method=gru_jax.linen.GRU.step)
@@ -374,10 +400,12 @@ def test_flax_modules_take_resets_time_major_and_step():
     mod = gru_jax.nnx.GRU(I, H, num_layers=2, return_carry=True, rngs=nnx.Rngs(0))
     want = gru_stack(mod.gru_params, xs32, seq_lengths=LENGTHS, resets=RESETS)
     assert_trees_close(mod(xs32, seq_lengths=LENGTHS, resets=RESETS), want, tol=0)
-    assert_trees_close(mod.step(carry, xs32[:, 0]),
-                       gru_stack_cell(mod.gru_params, carry, xs32[:, 0]), tol=0)
-    mod_t = gru_jax.nnx.GRU(I, H, num_layers=2, return_carry=True, time_major=True,
-                            rngs=nnx.Rngs(0))
+    assert_trees_close(
+        mod.step(carry, xs32[:, 0]), gru_stack_cell(mod.gru_params, carry, xs32[:, 0]), tol=0
+    )
+    mod_t = gru_jax.nnx.GRU(
+        I, H, num_layers=2, return_carry=True, time_major=True, rngs=nnx.Rngs(0)
+    )
     ys_t, h_t = mod_t(jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T)
     assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
 
@@ -394,11 +422,11 @@ def test_flax_mingru_modules_take_resets_and_time_major():
     variables = lin.init(jax.random.key(0), xs32)
     params = gru_jax.MinGRUParams(**variables["params"])
     want = gru_jax.mingru(params, xs32, seq_lengths=LENGTHS, resets=RESETS)
-    assert_trees_close(lin.apply(variables, xs32, seq_lengths=LENGTHS, resets=RESETS), want,
-                       tol=0)
+    assert_trees_close(lin.apply(variables, xs32, seq_lengths=LENGTHS, resets=RESETS), want, tol=0)
     lin_t = gru_jax.linen.MinGRU(H, return_carry=True, time_major=True)
-    ys_t, h_t = lin_t.apply(variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS,
-                            resets=RESETS.T)
+    ys_t, h_t = lin_t.apply(
+        variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T
+    )
     assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
     mod = gru_jax.nnx.MinGRU(I, H, return_carry=True, time_major=True, rngs=nnx.Rngs(0))
     want = gru_jax.mingru(mod.mingru_params, xs32, seq_lengths=LENGTHS, resets=RESETS)
@@ -415,13 +443,17 @@ def test_task_models_step_like_a_length_one_sequence():
     carry = jnp.full((2, 3, 6), 0.2)
     lm = CharLM(vocab_size=11, embed_dim=4, hidden_size=6, num_layers=2)
     params = lm.init(jax.random.key(0), {"inputs": jnp.zeros((3, 4), jnp.int32)})
-    want_logits, want_carry = lm.apply(params, tokens[:, None], carry,
-                                       method=CharLM.logits_and_carry)
+    want_logits, want_carry = lm.apply(
+        params, tokens[:, None], carry, method=CharLM.logits_and_carry
+    )
     logits, new_carry = lm.apply(params, tokens, carry, method=CharLM.next_logits)
     assert_trees_close((logits, new_carry), (want_logits[:, 0], want_carry), tol=1e-6)
     s2s = Seq2Seq(vocab_size=11, embed_dim=4, hidden_size=6, num_layers=2)
-    batch = {"source": jnp.ones((3, 5), jnp.int32), "source_lengths": jnp.array([5, 3, 1]),
-             "decoder_inputs": jnp.ones((3, 4), jnp.int32)}
+    batch = {
+        "source": jnp.ones((3, 5), jnp.int32),
+        "source_lengths": jnp.array([5, 3, 1]),
+        "decoder_inputs": jnp.ones((3, 4), jnp.int32),
+    }
     params = s2s.init(jax.random.key(1), batch)
     want_logits, want_carry = s2s.apply(params, tokens[:, None], carry, method=Seq2Seq.decode)
     logits, new_carry = s2s.apply(params, tokens, carry, method=Seq2Seq.next_logits)

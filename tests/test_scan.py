@@ -184,18 +184,66 @@ XS = jnp.zeros((B, T, I), jnp.float32)
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"xs": jnp.zeros((I,))}, ValueError, r"xs must have shape \(T, I\) or \(\*B, T, I\) with I = 3; got \(3,\)"),
-        ({"xs": jnp.zeros((B, T, I + 1))}, ValueError, r"xs must have shape .* with I = 3; got \(2, 5, 4\)"),
-        ({"xs": jnp.zeros((B, T, I), jnp.int32)}, TypeError, "xs must have a floating-point dtype; got int32"),
-        ({"xs": jnp.zeros((B, T, I), bool)}, TypeError, "xs must have a floating-point dtype; got bool"),
-        ({"h0": jnp.zeros((B, H + 1))}, ValueError, r"h0 must have shape \(\*B, H\) = \(2, 4\); got \(2, 5\)"),
-        ({"h0": jnp.zeros((H,))}, ValueError, r"h0 must have shape \(\*B, H\) = \(2, 4\); got \(4,\)"),
-        ({"h0": jnp.zeros((B, H), jnp.int32)}, TypeError, "h0 must have a floating-point dtype; got int32"),
-        ({"seq_lengths": jnp.array([1, 2, 3])}, ValueError, r"seq_lengths must have the batch shape of xs, \(2,\); got \(3,\)"),
-        ({"seq_lengths": jnp.array(3)}, ValueError, r"seq_lengths must have the batch shape of xs, \(2,\); got \(\)"),
-        ({"seq_lengths": jnp.array([1.0, 2.0])}, TypeError, "seq_lengths must have an integer dtype; got float"),
-        ({"seq_lengths": np.array([1, T + 1])}, ValueError, r"seq_lengths must lie in \[0, T\] = \[0, 5\]; got values in \[1, 6\]"),
-        ({"seq_lengths": [-1, 2]}, ValueError, r"seq_lengths must lie in \[0, T\] = \[0, 5\]; got values in \[-1, 2\]"),
+        (
+            {"xs": jnp.zeros((I,))},
+            ValueError,
+            r"xs must have shape \(T, I\) or \(\*B, T, I\) with I = 3; got \(3,\)",
+        ),
+        (
+            {"xs": jnp.zeros((B, T, I + 1))},
+            ValueError,
+            r"xs must have shape .* with I = 3; got \(2, 5, 4\)",
+        ),
+        (
+            {"xs": jnp.zeros((B, T, I), jnp.int32)},
+            TypeError,
+            "xs must have a floating-point dtype; got int32",
+        ),
+        (
+            {"xs": jnp.zeros((B, T, I), bool)},
+            TypeError,
+            "xs must have a floating-point dtype; got bool",
+        ),
+        (
+            {"h0": jnp.zeros((B, H + 1))},
+            ValueError,
+            r"h0 must have shape \(\*B, H\) = \(2, 4\); got \(2, 5\)",
+        ),
+        (
+            {"h0": jnp.zeros((H,))},
+            ValueError,
+            r"h0 must have shape \(\*B, H\) = \(2, 4\); got \(4,\)",
+        ),
+        (
+            {"h0": jnp.zeros((B, H), jnp.int32)},
+            TypeError,
+            "h0 must have a floating-point dtype; got int32",
+        ),
+        (
+            {"seq_lengths": jnp.array([1, 2, 3])},
+            ValueError,
+            r"seq_lengths must have the batch shape of xs, \(2,\); got \(3,\)",
+        ),
+        (
+            {"seq_lengths": jnp.array(3)},
+            ValueError,
+            r"seq_lengths must have the batch shape of xs, \(2,\); got \(\)",
+        ),
+        (
+            {"seq_lengths": jnp.array([1.0, 2.0])},
+            TypeError,
+            "seq_lengths must have an integer dtype; got float",
+        ),
+        (
+            {"seq_lengths": np.array([1, T + 1])},
+            ValueError,
+            r"seq_lengths must lie in \[0, T\] = \[0, 5\]; got values in \[1, 6\]",
+        ),
+        (
+            {"seq_lengths": [-1, 2]},
+            ValueError,
+            r"seq_lengths must lie in \[0, T\] = \[0, 5\]; got values in \[-1, 2\]",
+        ),
         ({"unroll": 0}, ValueError, "unroll must be a positive int; got 0"),
         ({"reverse": "yes"}, TypeError, "reverse must be a bool; got str"),
         ({"params": {"w_x": 1}}, TypeError, "params must be a GRUParams; got dict"),

@@ -99,8 +99,12 @@ def test_stack_under_jit_and_grad(xs):
     @jax.jit
     def loss(params, key):
         ys, h_n = gru_stack(
-            params, xs, seq_lengths=jnp.array([6, 2, 0]), dropout_rate=0.1,
-            deterministic=False, key=key,
+            params,
+            xs,
+            seq_lengths=jnp.array([6, 2, 0]),
+            dropout_rate=0.1,
+            deterministic=False,
+            key=key,
         )
         return jnp.sum(ys**2) + jnp.sum(h_n)
 
@@ -116,16 +120,48 @@ XS = jnp.zeros((B, T, I), jnp.float32)
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"h0": jnp.zeros((2, B, H))}, ValueError, r"h0 must have shape \(L·D, \*B, H\) = \(4, 3, 4\); got \(2, 3, 4\)"),
-        ({"h0": jnp.zeros((4, B + 1, H))}, ValueError, r"h0 must have shape .* = \(4, 3, 4\); got \(4, 4, 4\)"),
-        ({"h0": jnp.zeros((B, H))}, ValueError, r"h0 must have shape .* = \(4, 3, 4\); got \(3, 4\)"),
-        ({"dropout_rate": 0.5, "deterministic": False}, ValueError, "needs a PRNG key; got key=None"),
+        (
+            {"h0": jnp.zeros((2, B, H))},
+            ValueError,
+            r"h0 must have shape \(L·D, \*B, H\) = \(4, 3, 4\); got \(2, 3, 4\)",
+        ),
+        (
+            {"h0": jnp.zeros((4, B + 1, H))},
+            ValueError,
+            r"h0 must have shape .* = \(4, 3, 4\); got \(4, 4, 4\)",
+        ),
+        (
+            {"h0": jnp.zeros((B, H))},
+            ValueError,
+            r"h0 must have shape .* = \(4, 3, 4\); got \(3, 4\)",
+        ),
+        (
+            {"dropout_rate": 0.5, "deterministic": False},
+            ValueError,
+            "needs a PRNG key; got key=None",
+        ),
         ({"dropout_rate": 1.0}, ValueError, r"dropout_rate must lie in \[0, 1\); got 1.0"),
         ({"dropout_rate": -0.1}, ValueError, r"dropout_rate must lie in \[0, 1\); got -0.1"),
-        ({"xs": jnp.zeros((B, T, I + 1))}, ValueError, r"xs must have shape .* with I = 2; got \(3, 6, 3\)"),
-        ({"xs": jnp.zeros((B, T, I), jnp.int8)}, TypeError, "xs must have a floating-point dtype; got int8"),
-        ({"seq_lengths": jnp.array([1, 2])}, ValueError, r"seq_lengths must have the batch shape of xs, \(3,\); got \(2,\)"),
-        ({"seq_lengths": np.array([1, 2, 7])}, ValueError, r"seq_lengths must lie in \[0, T\] = \[0, 6\]"),
+        (
+            {"xs": jnp.zeros((B, T, I + 1))},
+            ValueError,
+            r"xs must have shape .* with I = 2; got \(3, 6, 3\)",
+        ),
+        (
+            {"xs": jnp.zeros((B, T, I), jnp.int8)},
+            TypeError,
+            "xs must have a floating-point dtype; got int8",
+        ),
+        (
+            {"seq_lengths": jnp.array([1, 2])},
+            ValueError,
+            r"seq_lengths must have the batch shape of xs, \(3,\); got \(2,\)",
+        ),
+        (
+            {"seq_lengths": np.array([1, 2, 7])},
+            ValueError,
+            r"seq_lengths must lie in \[0, T\] = \[0, 6\]",
+        ),
     ],
 )
 def test_bad_inputs(kwargs, error, match):
@@ -141,12 +177,21 @@ def test_bad_stack_params():
         gru_stack((), XS)
     with pytest.raises(TypeError, match="params must be a non-empty tuple of layers"):
         gru_stack(one_dir[0][0], XS)
-    with pytest.raises(ValueError, match=r"every layer must have 2 direction\(s\), as layer 0 has; params\[1\] has 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"every layer must have 2 direction\(s\), as layer 0 has; params\[1\] has 1",
+    ):
         gru_stack((STACK[0], one_dir[1]), XS)
-    with pytest.raises(ValueError, match=r"params\[1\]\[0\] must map 8 inputs to 4 hidden features; got input_size=4"):
+    with pytest.raises(
+        ValueError,
+        match=r"params\[1\]\[0\] must map 8 inputs to 4 hidden features; got input_size=4",
+    ):
         gru_stack((STACK[0], (one_dir[1][0], one_dir[1][0])), XS)
     wrong_h = init_gru(jax.random.key(0), 2 * H, H + 1)
-    with pytest.raises(ValueError, match=r"params\[1\]\[1\] must map 8 inputs to 4 hidden features; got input_size=8, hidden_size=5"):
+    with pytest.raises(
+        ValueError,
+        match=r"params\[1\]\[1\] must map 8 inputs to 4 hidden features; got input_size=8, hidden_size=5",
+    ):
         gru_stack((STACK[0], (STACK[1][0], wrong_h)), XS)
     with pytest.raises(ValueError, match="num_layers must be a positive int; got 0"):
         init_gru_stack(jax.random.key(0), I, H, 0)

@@ -43,7 +43,9 @@ class Task:
 
     Attributes:
       name: the config's ``task`` value.
-      data_config: the dataclass of the config's ``data`` section (all fields defaulted).
+      data_config: the frozen dataclass of the config's ``data`` section (all fields defaulted;
+        a field declared with :func:`gru_jax.train.setting` gets its range checked, the others
+        their type only; an optional ``validate()`` checks constraints between keys).
       metric: the evaluation metric's name, e.g. ``"mse"``.
       higher_is_better: the metric's direction (a target is reached when the value is at least,
         or else at most, the target).

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gru_jax._schema import check_ranges, setting
 from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 
@@ -27,7 +28,7 @@ class AddingData:
       seq_len: ``T``, the sequence length; the marked values lie one in each half.
     """
 
-    seq_len: int = 100  # T
+    seq_len: int = setting(100, ge=2)  # T; one marked value in each half
 
 
 def adding_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.Array]:
@@ -70,8 +71,7 @@ class AddingModel(nn.Module):
 
 def _make_source(data: AddingData, seed: int) -> Source:
     del seed  # every batch is a function of its key alone
-    if data.seq_len < 2:
-        raise ValueError(f"data.seq_len must be at least 2; got {data.seq_len}")
+    check_ranges(data, "data.")  # a config built in Python is checked as a parsed one
     return Source(batch=lambda key, batch_size: adding_batch(key, batch_size, data.seq_len))
 
 

@@ -54,7 +54,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gru_jax._schema import ConfigError, check_ranges, setting
 from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
+
+LAYOUTS = ("stream", "padded", "packed")
+"""The values of ``data.layout``: windows of the corpus stream, one sentence per padded row, or
+whole sentences packed into rows."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,46 +67,48 @@ class CharLMData:
     """The ``data:`` section of a charlm config.
 
     Attributes:
-      corpus_chars: characters of generated text per seed (training and evaluation corpora).
+      corpus_chars: characters of generated text per seed (training and evaluation corpora);
+        at least ``seq_len + 2``, so that a window of ``seq_len + 1`` fits.
       seq_len: ``T``, characters per training window.
-      prompt: the text every generated sample starts from.
+      prompt: the text every generated sample starts from: not empty, and only characters of
+        :data:`VOCAB`.
       sample_chars: characters generated per sample at the end of training.
       num_samples: how many samples to generate.
       sample_temperature: the softmax temperature of sampling; 0 samples greedily.
       layout: how the corpus becomes rows (:data:`LAYOUTS`): ``"stream"``, windows of the
         corpus; ``"padded"``, one sentence per row; ``"packed"``, whole sentences packed into
         rows with ``resets``. A sentence longer than ``seq_len`` is dropped in the last two.
+
+    ``prompt``, ``sample_chars``, ``num_samples`` and ``sample_temperature`` only shape the
+    samples written at the end, so they may change when a run is resumed.
     """
 
-    corpus_chars: int = 200_000  # characters of generated text per seed
-    seq_len: int = 64  # T: characters per training window
-    prompt: str = "the "  # the samples' beginning
-    sample_chars: int = 400  # characters generated per sample
-    num_samples: int = 3
-    sample_temperature: float = 0.8  # softmax temperature; 0 samples greedily
-    layout: str = "stream"  # "stream", "padded" or "packed" (LAYOUTS)
+    corpus_chars: int = setting(200_000, ge=3)  # characters of generated text per seed
+    seq_len: int = setting(64, ge=1)  # T: characters per training window
+    prompt: str = setting("the ", may_change=True)  # the samples' beginning
+    sample_chars: int = setting(400, ge=1, may_change=True)  # characters generated per sample
+    num_samples: int = setting(3, ge=1, may_change=True)
+    # The softmax temperature of sampling; 0 samples greedily.
+    sample_temperature: float = setting(0.8, ge=0, may_change=True)
+    layout: str = setting("stream", one_of=LAYOUTS)
 
-    def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise _config_error(
-                f"config key 'data.layout' must be one of {list(LAYOUTS)}; got {self.layout!r}"
+    def validate(self) -> None:
+        """The constraints between keys (and on the prompt), checked when the config is parsed."""
+        if self.corpus_chars < self.seq_len + 2:
+            raise ConfigError(
+                f"config keys 'data.corpus_chars' ({self.corpus_chars}) and 'data.seq_len' "
+                f"({self.seq_len}) must satisfy corpus_chars >= seq_len + 2"
+            )
+        unknown = sorted(set(self.prompt) - set(VOCAB))
+        if not self.prompt or unknown:
+            raise ConfigError(
+                f"config key 'data.prompt' must be a non-empty str of characters of the "
+                f"vocabulary {VOCAB!r}; got {self.prompt!r}"
             )
 
 
-LAYOUTS = ("stream", "padded", "packed")
-"""The values of ``data.layout``: windows of the corpus stream, one sentence per padded row, or
-whole sentences packed into rows."""
-
 START = " "
 """The start token, the input at a sentence's first step in the sentence layouts."""
-
-
-def _config_error(message: str) -> Exception:
-    """A :class:`gru_jax.train.ConfigError` (imported late: ``gru_jax.train`` imports the tasks),
-    which the CLI prints as one line."""
-    from gru_jax.train._config import ConfigError
-
-    return ConfigError(message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -701,13 +708,7 @@ def known_word_fraction(text: str) -> float:
 
 
 def _make_source(data: CharLMData, seed: int) -> Source:
-    if data.seq_len < 1:
-        raise ValueError(f"data.seq_len must be positive; got {data.seq_len}")
-    if data.corpus_chars < data.seq_len + 2:
-        raise ValueError(
-            f"data.corpus_chars ({data.corpus_chars}) must exceed data.seq_len + 1 "
-            f"({data.seq_len + 1})"
-        )
+    check_ranges(data, "data.")  # a config built in Python is checked as a parsed one
     if data.layout != "stream":
         return _sentence_source(data, seed)
     ids_np = corpus(data.corpus_chars, seed)
@@ -741,7 +742,7 @@ def _sentence_source(data: CharLMData, seed: int) -> Source:
     texts = sentences(data.corpus_chars, seed)
     kept = [t for t in texts if len(t) <= data.seq_len]
     if not kept:
-        raise _config_error(
+        raise ConfigError(
             f"config key 'data.seq_len' ({data.seq_len}) is shorter than every sentence (the "
             f"shortest has {min(len(t) for t in texts)} characters); data.layout "
             f"{data.layout!r} drops the sentences longer than a row"

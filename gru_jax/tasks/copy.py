@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gru_jax._schema import check_ranges, setting
 from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 
@@ -33,9 +34,9 @@ class CopyData:
       num_symbols: the alphabet of the symbols to remember.
     """
 
-    delay: int = 50  # blanks between the symbols and the delimiter, delimiter included
-    copy_len: int = 10
-    num_symbols: int = 8
+    delay: int = setting(50, ge=1)  # blanks between the symbols and the delimiter, included
+    copy_len: int = setting(10, ge=1)
+    num_symbols: int = setting(8, ge=1)
 
 
 def copy_batch(
@@ -83,9 +84,7 @@ class CopyModel(nn.Module):
 
 def _make_source(data: CopyData, seed: int) -> Source:
     del seed
-    for key in ("delay", "copy_len", "num_symbols"):
-        if getattr(data, key) < 1:
-            raise ValueError(f"data.{key} must be at least 1; got {getattr(data, key)}")
+    check_ranges(data, "data.")  # a config built in Python is checked as a parsed one
     return Source(
         batch=lambda key, batch_size: copy_batch(key, batch_size, **dataclasses.asdict(data))
     )

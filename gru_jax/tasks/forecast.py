@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gru_jax._schema import ConfigError, check_ranges, setting
 from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 
@@ -33,17 +34,37 @@ class ForecastData:
       sample_every: time units between two samples.
       num_series: independent series integrated per seed (windows are drawn from all of them).
       series_len: samples per series.
-      dt: the integration step, in time units.
+      dt: the integration step, in time units (at most 1: with larger steps the Euler scheme
+        drifts away from the Mackey–Glass dynamics, and beyond about 10 it diverges).
       burn_in: time units integrated and discarded before the first sample.
+
+    A window of ``context + horizon`` samples must fit in a series, and a sample must be at
+    least one integration step after the previous one (``round(sample_every / dt) >= 1``):
+    :meth:`validate` checks both.
     """
 
-    context: int = 64  # samples seen
-    horizon: int = 16  # samples predicted
-    sample_every: float = 3.0  # time units between samples
-    num_series: int = 32
-    series_len: int = 1500  # samples per series
-    dt: float = 0.1
-    burn_in: float = 500.0  # time units discarded at the start
+    context: int = setting(64, ge=1)  # samples seen
+    horizon: int = setting(16, ge=1)  # samples predicted
+    sample_every: float = setting(3.0, gt=0)  # time units between samples
+    num_series: int = setting(32, ge=1)
+    series_len: int = setting(1500, ge=2)  # samples per series
+    dt: float = setting(0.1, gt=0, le=1)
+    burn_in: float = setting(500.0, ge=0)  # time units discarded at the start
+
+    def validate(self) -> None:
+        """The constraints between keys, checked when the config is parsed."""
+        if self.series_len < self.context + self.horizon:
+            raise ConfigError(
+                f"config keys 'data.series_len' ({self.series_len}), 'data.context' "
+                f"({self.context}) and 'data.horizon' ({self.horizon}) must satisfy "
+                "series_len >= context + horizon"
+            )
+        if round(self.sample_every / self.dt) < 1:
+            raise ConfigError(
+                f"config keys 'data.sample_every' ({self.sample_every}) and 'data.dt' "
+                f"({self.dt}) must satisfy round(sample_every / dt) >= 1 (a sample at least "
+                "every integration step)"
+            )
 
 
 def mackey_glass(
@@ -89,11 +110,7 @@ def _windows(series: jax.Array, key: jax.Array, batch_size: int, length: int) ->
 
 
 def _make_source(data: ForecastData, seed: int) -> Source:
-    if data.series_len < data.context + data.horizon:
-        raise ValueError(
-            f"data.series_len ({data.series_len}) must be at least data.context + data.horizon "
-            f"({data.context + data.horizon})"
-        )
+    check_ranges(data, "data.")  # a config built in Python is checked as a parsed one
     raw = mackey_glass(
         seed,
         data.num_series,

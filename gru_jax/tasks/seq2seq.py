@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gru_jax._schema import ConfigError, check_ranges, setting
 from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
 
 PAD, BOS, EOS = 0, 1, 2
@@ -42,16 +43,25 @@ class Seq2SeqData:
     """The ``data:`` section of a seq2seq config.
 
     Attributes:
-      num_symbols: letters in the alphabet (at most 26).
-      min_len: the shortest word.
+      num_symbols: letters in the alphabet (``a`` to ``z``: at most 26).
+      min_len: the shortest word (at most ``max_len``).
       max_len: the longest word.
-      num_examples: decoded examples written to ``examples.txt`` at the end of training.
+      num_examples: decoded examples written to ``examples.txt`` at the end of training
+        (report only: it may change when a run is resumed).
     """
 
-    num_symbols: int = 16  # letters in the alphabet (at most 26)
-    min_len: int = 2
-    max_len: int = 10
-    num_examples: int = 8  # examples written to examples.txt
+    num_symbols: int = setting(16, ge=1, le=26)  # letters in the alphabet
+    min_len: int = setting(2, ge=1)
+    max_len: int = setting(10, ge=1)
+    num_examples: int = setting(8, ge=0, may_change=True)  # examples written to examples.txt
+
+    def validate(self) -> None:
+        """The constraint between keys, checked when the config is parsed."""
+        if self.min_len > self.max_len:
+            raise ConfigError(
+                f"config keys 'data.min_len' ({self.min_len}) and 'data.max_len' "
+                f"({self.max_len}) must satisfy min_len <= max_len"
+            )
 
 
 def translate(symbols: Any, num_symbols: int) -> Any:
@@ -213,13 +223,7 @@ def render(tokens: Any, *, upto_eos: bool = True) -> str:
 
 def _make_source(data: Seq2SeqData, seed: int) -> Source:
     del seed  # every batch is a function of its key alone
-    if not 1 <= data.num_symbols <= 26:
-        raise ValueError(f"data.num_symbols must be in [1, 26]; got {data.num_symbols}")
-    if not 1 <= data.min_len <= data.max_len:
-        raise ValueError(
-            f"data.min_len and data.max_len must satisfy 1 <= min_len <= max_len; got "
-            f"{data.min_len} and {data.max_len}"
-        )
+    check_ranges(data, "data.")  # a config built in Python is checked as a parsed one
 
     def batch(key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
         return seq2seq_batch(key, batch_size, data.num_symbols, data.min_len, data.max_len)

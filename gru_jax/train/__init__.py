@@ -9,13 +9,19 @@ from gru_jax.train._config import (
     Config,
     ConfigError,
     ModelConfig,
+    Setting,
     TrainConfig,
+    config_differences,
     config_to_dict,
     load_config,
+    load_settings,
     parse_config,
+    setting,
 )
+from gru_jax.train._distributed import Cluster, find_cluster, supervise
 from gru_jax.train._loop import (
     CheckpointError,
+    Preempted,
     evaluate_checkpoint,
     make_mesh,
     make_optimizer,
@@ -26,13 +32,19 @@ from gru_jax.train._plots import loss_plot, scatter_plot, series_plot
 
 __all__ = [
     "CheckpointError",
+    "Cluster",
     "Config",
     "ConfigError",
     "ModelConfig",
+    "Preempted",
+    "Setting",
     "TrainConfig",
+    "config_differences",
     "config_to_dict",
     "evaluate_checkpoint",
+    "find_cluster",
     "load_config",
+    "load_settings",
     "loss_plot",
     "make_mesh",
     "make_optimizer",
@@ -40,5 +52,7 @@ __all__ = [
     "parse_config",
     "scatter_plot",
     "series_plot",
+    "setting",
+    "supervise",
     "train_and_evaluate",
 ]

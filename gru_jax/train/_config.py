@@ -1,118 +1,207 @@
-"""Training configs: YAML files (parsed with ``yaml.safe_load``) checked against typed dataclasses.
+"""Training configs: YAML files (parsed with ``yaml.safe_load``) checked against one schema.
 
 A config has the sections ``model``, ``train`` and ``data`` (the last one's fields belong to the
 task) and the top-level keys ``task``, ``seed`` and ``target``. ``--set key=value`` overrides use
-dotted paths (``train.steps=100``) and YAML values. Every mistake — an unknown key, a wrong type,
-a missing file — is a :class:`ConfigError` naming the key, which the CLI prints as one line.
+dotted paths (``train.steps=100``) and YAML values.
+
+The schema is the config dataclasses themselves: every field declares its default and the
+values it accepts with :func:`setting` (a :class:`Setting`: bounds, ``one_of``, and whether the
+key may change on ``--resume``), and a section may define ``validate(self)`` for constraints
+between its keys. Parsing checks, in order, the keys (no unknown ones), the types, the ranges
+and the cross-key constraints, all before anything is compiled; every mistake is a
+:class:`ConfigError` whose one-line message names the key, what was expected and what was
+given, which the CLI prints as one line.
 """
 
+from __future__ import annotations
+
 import dataclasses
+import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
+from gru_jax._schema import ConfigError, Setting, check_ranges, setting
 
-class ConfigError(ValueError):
-    """A config that cannot be used: the message names the key and what was expected."""
+_T = TypeVar("_T")
+
+_SEED_MAX = 2**32 - 2
+"""The largest seed: JAX keys hold 32 bits of it, and the evaluation data uses ``seed + 1``."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The GRU model shared by every task (each task adds its own embedding and head)."""
+    """The GRU model shared by every task (each task adds its own embedding and head).
 
-    hidden_size: int = 64
-    num_layers: int = 1
-    reset_after: bool = False
-    embed_dim: int = 16  # for tasks with token inputs
-    dropout_rate: float = 0.0
-    unroll: int = 1
+    Each field declares its range with :func:`setting`: sizes at least 1, ``dropout_rate`` in
+    ``[0, 1)``.
+    """
+
+    hidden_size: int = setting(64, ge=1)
+    num_layers: int = setting(1, ge=1)
+    reset_after: bool = setting(False)
+    embed_dim: int = setting(16, ge=1)  # for tasks with token inputs
+    dropout_rate: float = setting(0.0, ge=0, lt=1)
+    unroll: int = setting(1, ge=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """The Optax optimiser (AdamW, warmup + cosine decay, global-norm clipping) and the loop."""
+    """The Optax optimiser (AdamW, warmup + cosine decay, global-norm clipping) and the loop.
 
-    steps: int = 2000
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    warmup_steps: int = 100
-    end_learning_rate_ratio: float = 0.1
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    log_every: int = 50
-    eval_every: int = 500
-    eval_batches: int = 8
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    num_devices: int = 0  # 0: every local device
+    Each field declares its range with :func:`setting` (``learning_rate`` and ``grad_clip``
+    above 0, counts at least 1, ``warmup_steps``, ``weight_decay`` and ``num_devices`` at least
+    0, ``end_learning_rate_ratio`` in ``[0, 1]``); the keys of devices and cadence may change
+    when a run is resumed.
+    """
+
+    steps: int = setting(2000, ge=1)
+    batch_size: int = setting(64, ge=1)
+    learning_rate: float = setting(3e-3, gt=0)
+    warmup_steps: int = setting(100, ge=0)
+    end_learning_rate_ratio: float = setting(0.1, ge=0, le=1)
+    weight_decay: float = setting(0.0, ge=0)
+    grad_clip: float = setting(1.0, gt=0)
+    log_every: int = setting(50, ge=1, may_change=True)
+    eval_every: int = setting(500, ge=1, may_change=True)
+    eval_batches: int = setting(8, ge=1, may_change=True)
+    checkpoint_every: int = setting(500, ge=1, may_change=True)
+    keep_checkpoints: int = setting(2, ge=1, may_change=True)
+    num_devices: int = setting(0, ge=0, may_change=True)  # 0: every local device
+
+    def validate(self) -> None:
+        """Every device gets whole rows: ``batch_size`` divisible by a given ``num_devices``
+        (with ``num_devices: 0`` the loop checks it against the devices it finds)."""
+        if self.num_devices and self.batch_size % self.num_devices:
+            raise ConfigError(
+                f"config keys 'train.batch_size' ({self.batch_size}) and 'train.num_devices' "
+                f"({self.num_devices}) must satisfy batch_size % num_devices == 0"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A whole training config. ``data`` is the task's own dataclass."""
+    """A whole training config. ``data`` is the task's own dataclass; ``seed`` is in
+    ``[0, 2**32 - 2]`` (the evaluation data uses ``seed + 1``), ``target`` any finite float or
+    ``None``."""
 
     task: str
     data: Any
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
-    seed: int = 0
-    target: float | None = None  # the metric value the run aims for (None: no target)
+    seed: int = setting(0, ge=0, le=_SEED_MAX)
+    # The metric value the run aims for (None: no target); any finite float.
+    target: float | None = setting(None, may_change=True)
 
 
-def _check_value(key: str, value: Any, annotation: Any) -> Any:
-    """Check ``value`` against a field's type; ints are accepted where floats are expected."""
+# ---------------------------------------------------------------------------------- checking
+
+
+def _type_name(annotation: Any) -> str:
+    """``an int``, ``a float``, ``a float or null``: what a field of that type must hold."""
     if isinstance(annotation, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        (annotation,) = (a for a in options if a is not type(None))
-    if annotation is bool:
-        ok = isinstance(value, bool)
-    elif annotation is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif annotation is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif annotation is str:
-        ok = isinstance(value, str)
-    else:
-        ok = True
-    if not ok:
+        names = [_type_name(a) for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(names) + (
+            " or null" if type(None) in typing.get_args(annotation) else ""
+        )
+    name = getattr(annotation, "__name__", str(annotation))
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+
+
+def _check_type(key: str, value: Any, annotation: Any) -> Any:
+    """``value`` if it fits a field of type ``annotation``, converted where the type allows.
+
+    An ``int`` is accepted for a ``float`` field, and so is a string that ``float()`` reads
+    (YAML 1.1 reads ``1e-3`` as a string); floats must be finite. Other annotations than
+    ``bool``, ``int``, ``float``, ``str`` and those with ``| None`` accept any value.
+
+    Example:
+      >>> _check_type("train.learning_rate", "1e-2", float)
+      0.01
+    """
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
+    if value is None and type(None) in options:
+        return None
+    inner = [a for a in options if a is not type(None)] if options else [annotation]
+    if len(inner) != 1:
+        return value
+    converted = _converted(value, inner[0])
+    if converted is _MISMATCH:
         raise ConfigError(
-            f"config key {key!r} must be of type {annotation.__name__}; "
+            f"config key {key!r} must be {_type_name(annotation)}; "
             f"got {type(value).__name__} {value!r}"
         )
+    if isinstance(converted, float) and not math.isfinite(converted):
+        expected = _type_name(annotation).replace("a float", "a finite float", 1)
+        raise ConfigError(
+            f"config key {key!r} must be {expected}; got {type(value).__name__} {value!r}"
+        )
+    return converted
+
+
+_MISMATCH = object()
+
+
+def _converted(value: Any, annotation: Any) -> Any:
+    """``value`` as a field of type ``annotation`` holds it (an int or a string that ``float()``
+    reads becomes a float), or ``_MISMATCH``; types other than these four accept anything."""
+    if annotation is bool:
+        return value if isinstance(value, bool) else _MISMATCH
+    if annotation is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _MISMATCH
+    if annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return _MISMATCH
+        return _MISMATCH
+    if annotation is str:
+        return value if isinstance(value, str) else _MISMATCH
     return value
 
 
-def _build(cls: type, values: Any, prefix: str) -> Any:
-    """Instantiate the dataclass ``cls`` from a mapping, checking every key and type."""
+def _is_section(field: dataclasses.Field[Any]) -> bool:
+    """Whether ``field`` holds a nested section (its default is a dataclass instance)."""
+    return dataclasses.is_dataclass(field.default) and not isinstance(field.default, type)
+
+
+def _build(cls: type[_T], values: Any, prefix: str, given: Mapping[str, Any] | None = None) -> _T:
+    """Instantiate the dataclass ``cls`` from a mapping, checking keys, types, ranges and
+    ``validate()``; ``given`` are fields already built (not read from ``values``)."""
     if not isinstance(values, dict):
         raise ConfigError(
             f"config key {prefix.rstrip('.') or '<root>'!r} must be a mapping; "
             f"got {type(values).__name__}"
         )
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)  # resolves string annotations (`from __future__`)
+    given = dict(given or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in values:
-        if key not in fields:
+        if key not in fields or key in given:
             raise ConfigError(
                 f"unknown config key {prefix + str(key)!r}; expected one of "
                 f"{sorted(prefix + name for name in fields)}"
             )
-    kwargs = {}
+    hints = typing.get_type_hints(cls)  # resolves string annotations (`from __future__`)
+    kwargs = given
     for name, value in values.items():
-        f = fields[name]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
+        field = fields[name]
+        if _is_section(field):
+            kwargs[name] = _build(type(field.default), value, f"{prefix}{name}.")
         else:
-            kwargs[name] = _check_value(prefix + name, value, hints[name])
-    return cls(**kwargs)
+            kwargs[name] = _check_type(prefix + name, value, hints[name])
+    section = cls(**kwargs)
+    check_ranges(section, prefix)
+    return section
+
+
+# ---------------------------------------------------------------------------------- reading
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -126,8 +215,57 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping a YAML file holds (``{}`` for an empty file)."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(e)}") from e
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"config file {str(path)!r} must hold a mapping; got {type(raw).__name__}"
+        )
+    return raw
+
+
+def _yaml_problem(error: Any) -> str:
+    """A YAML parser's error in one line: where, what, and while doing what.
+
+    Example:
+      >>> try:
+      ...     yaml.safe_load("task: [adding\\n")
+      ... except yaml.YAMLError as e:
+      ...     print(_yaml_problem(e))
+      line 2, column 1: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)
+    """
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(error, "context", None)
+    return where + problem + (f" ({context})" if context else "")
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> None:
+    """Apply ``KEY=VALUE`` overrides (dotted keys, YAML values) to ``raw`` in place."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE; got {item!r}")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}: value {value!r} is not valid YAML") from e
+        _set_dotted(raw, key, parsed)
+
+
 def parse_config(raw: dict[str, Any], data_configs: Mapping[str, type] | None = None) -> Config:
-    """Build a :class:`Config` from a plain mapping.
+    """Build a :class:`Config` from a plain mapping, checking keys, types, ranges and cross-key
+    constraints.
 
     ``data_configs`` maps task names to the dataclass of their ``data`` section; by default the
     registry of :mod:`gru_jax.tasks` (only the chosen task's module is imported).
@@ -144,29 +282,16 @@ def parse_config(raw: dict[str, Any], data_configs: Mapping[str, type] | None = 
     if "task" not in raw:
         raise ConfigError(f"missing config key 'task'; expected one of {sorted(names)}")
     task = raw.pop("task")
-    if task not in names:
+    if not isinstance(task, str) or task not in names:
         raise ConfigError(f"config key 'task' must be one of {sorted(names)}; got {task!r}")
-    data = _build(data_config(task), raw.pop("data", {}), "data.")
-    rest = _build(_Rest, raw, "")
-    return Config(
-        task=task, data=data, model=rest.model, train=rest.train, seed=rest.seed, target=rest.target
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class _Rest:
-    """The keys of :class:`Config` other than ``task`` and ``data``, for checking."""
-
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    seed: int = 0
-    target: float | None = None
+    data: Any = _build(data_config(task), raw.pop("data", {}), "data.")
+    return _build(Config, raw, "", given={"task": task, "data": data})
 
 
 def load_config(
-    path: "str | Path",
-    overrides: "list[str] | tuple[str, ...]" = (),
-    data_configs: "Mapping[str, type] | None" = None,
+    path: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    data_configs: Mapping[str, type] | None = None,
 ) -> Config:
     """Read a YAML config, apply ``key=value`` overrides, and check it.
 
@@ -176,32 +301,139 @@ def load_config(
       >>> cfg.task, cfg.train.steps, cfg.model.hidden_size, cfg.data.seq_len
       ('adding', 10, 8, 100)
     """
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as e:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from e
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {e.strerror}") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from e
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            f"config file {str(path)!r} must hold a mapping; got {type(raw).__name__}"
-        )
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE; got {item!r}")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {key}: value {value!r} is not valid YAML") from e
-        _set_dotted(raw, key, parsed)
+    raw = _read_yaml(Path(path))
+    _apply_overrides(raw, overrides)
     return parse_config(raw, data_configs)
+
+
+def load_settings(
+    cls: type[_T], path: str | Path | None = None, overrides: Sequence[str] = ()
+) -> _T:
+    """One frozen dataclass of settings (fields declared with :func:`setting`) from an optional
+    YAML file and ``key=value`` overrides, checked as a config section is: unknown keys, types,
+    ranges and ``validate()``. For scripts with a flat config of their own (the examples).
+
+    Raises:
+      ConfigError: the first mistake, in one line naming the key.
+
+    Example:
+      >>> import dataclasses
+      >>> from gru_jax.train import ConfigError, load_settings, setting
+      >>> @dataclasses.dataclass(frozen=True)
+      ... class Demo:
+      ...     batch: int = setting(16, ge=1)
+      ...     rate: float = setting(0.1, gt=0)
+      >>> load_settings(Demo, overrides=["batch=4", "rate=1e-3"])
+      Demo(batch=4, rate=0.001)
+      >>> try:
+      ...     load_settings(Demo, overrides=["batch=0"])
+      ... except ConfigError as e:
+      ...     print(e)
+      config key 'batch' must be an int >= 1; got 0
+    """
+    raw = {} if path is None else _read_yaml(Path(path))
+    _apply_overrides(raw, overrides)
+    return _build(cls, raw, "")
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
     """A config as plain data (for ``config.yaml`` in the workdir and for JSON)."""
     return dataclasses.asdict(config)
+
+
+# ---------------------------------------------------------------------------------- resuming
+
+
+def _differences(saved: Any, current: Any, prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """The dotted keys of the section ``current`` whose saved value differs (``may_change``
+    keys excepted); a key missing from ``saved`` compares as the field's default, a saved key
+    the section lacks differs."""
+    where = prefix.rstrip(".")
+    if saved is None:
+        saved = {}
+    if not isinstance(saved, Mapping):
+        return [where]
+    fields = {f.name: f for f in dataclasses.fields(current) if f.name not in skip}
+    hints = typing.get_type_hints(type(current))
+    differing = [prefix + str(name) for name in saved if name not in fields and name not in skip]
+    for name, field in fields.items():
+        key, value = prefix + name, getattr(current, name)
+        if _is_section(field):
+            differing += _differences(saved.get(name), value, key + ".")
+            continue
+        declared = Setting.of(field)
+        if declared is not None and declared.may_change:
+            continue
+        if name not in saved:
+            if field.default is dataclasses.MISSING or field.default != value:
+                differing.append(key)
+            continue
+        try:
+            before = _check_type(key, saved[name], hints[name])
+        except ConfigError:
+            differing.append(key)
+            continue
+        if before != value:
+            differing.append(key)
+    return differing
+
+
+def config_differences(
+    saved: Mapping[str, Any], config: Config, *, evaluating: bool = False
+) -> list[str]:
+    """The keys in which ``config`` differs from a run's saved config, where that matters.
+
+    ``saved`` is the plain mapping read from a run's ``config.yaml`` (what
+    :func:`config_to_dict` wrote, perhaps by an older version): its values are read as a config
+    is parsed (so ``0.003`` and ``"3e-3"`` are equal), and a key it lacks compares as the
+    field's default. A key whose :class:`Setting` has ``may_change`` (devices, cadence,
+    ``eval_batches``, ``target``, report-only keys such as charlm's ``prompt``) may differ; so
+    may, with ``evaluating=True`` (``gru-jax eval``), the whole ``train`` section, ``seed`` and
+    ``target``: only the task, the model and the data matter then. A saved key that the
+    current schema does not have is reported (its effect cannot be reproduced). When the task
+    differs, ``task`` is reported and the ``data`` sections, which belong to different tasks,
+    are not compared.
+
+    Returns:
+      The differing dotted keys, sorted; ``[]`` when the run may continue with ``config``.
+
+    Example:
+      >>> from gru_jax.train import config_differences, config_to_dict, load_config
+      >>> config = load_config("configs/adding.yaml")
+      >>> saved = config_to_dict(config)
+      >>> config_differences(saved, config)
+      []
+      >>> changed = load_config(
+      ...     "configs/adding.yaml", ["model.hidden_size=32", "train.log_every=10"])
+      >>> config_differences(saved, changed)
+      ['model.hidden_size']
+      >>> config_differences(saved, load_config("configs/adding.yaml", ["train.steps=10"]))
+      ['train.steps']
+      >>> config_differences(
+      ...     saved, load_config("configs/adding.yaml", ["train.steps=10"]), evaluating=True)
+      []
+    """
+    differing = _differences(saved, config, "", skip=("task", "data"))
+    if saved.get("task") != config.task:
+        differing.append("task")
+    else:
+        differing += _differences(saved.get("data"), config.data, "data.")
+    if evaluating:
+        ignored = ("seed", "target", "train")
+        differing = [k for k in differing if k.split(".")[0] not in ignored]
+    return sorted(differing)
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ModelConfig",
+    "Setting",
+    "TrainConfig",
+    "config_differences",
+    "config_to_dict",
+    "load_config",
+    "load_settings",
+    "parse_config",
+    "setting",
+]
