@@ -16,9 +16,10 @@ state, trained with the same Optax optimiser (Adam, global-norm clipping) on the
   sequential scan on CPU and the parallel scan on GPU/TPU);
 * ``GRU``: :class:`gru_jax.linen.GRU`, the full GRU.
 
-Both start with the same "chrono" update-gate bias, ``b_z = −log U(1, T)``, so that at
-initialisation each unit remembers over a random horizon of up to ``T`` steps (Tallec &
-Ollivier, 2018); with a zero bias, ``z = 0.5`` forgets everything within a few dozen steps.
+With ``chrono: true`` (the default) both start with the "chrono" update-gate bias of the
+library's ``chrono=T`` keyword, ``b_z = −log U(1, T − 1)``, so that at initialisation each unit
+remembers over a random horizon of up to ``T`` steps (Tallec & Ollivier, 2018; see
+docs/long-memory.md); with a zero bias, ``z = 0.5`` forgets everything within a few dozen steps.
 
 Each model trains until its MSE on a fixed evaluation batch falls below ``target_mse``, or its
 wall-clock budget (``mingru_budget_s`` / ``gru_budget_s``) or ``max_steps`` runs out. Training
@@ -65,7 +66,7 @@ class LongConfig:
     mingru_budget_s: float = setting(120.0, ge=0)  # wall-clock training budget, seconds
     gru_budget_s: float = setting(300.0, ge=0)
     mode: str = setting("auto", one_of=("auto", "sequential", "parallel", "chunked"))  # minGRU
-    chrono: bool = setting(True)  # chrono initialisation of the update-gate bias
+    chrono: bool = setting(True)  # chrono=seq_len for both models (needs seq_len >= 3)
     seed: int = setting(0, ge=0, le=2**32 - 1)
 
 
@@ -75,44 +76,27 @@ class Regressor(nn.Module):
     kind: str  # "minGRU" or "GRU"
     hidden_size: int
     mode: str = "auto"
+    chrono: int | None = None  # T_max of the update-gate bias, or None for zero biases
 
     @nn.compact
     def __call__(self, xs: jax.Array) -> jax.Array:
         if self.kind == "minGRU":
-            _, h_last = MinGRU(self.hidden_size, mode=self.mode, return_carry=True)(xs)
+            layer = MinGRU(self.hidden_size, mode=self.mode, return_carry=True, chrono=self.chrono)
+            _, h_last = layer(xs)
         else:
-            _, h_n = GRU(self.hidden_size, return_carry=True)(xs)
+            _, h_n = GRU(self.hidden_size, return_carry=True, chrono=self.chrono)(xs)
             h_last = h_n[-1]
         return nn.Dense(1)(h_last)[..., 0]
-
-
-def chrono_init(params: dict, kind: str, hidden: int, seq_len: int, key: jax.Array) -> dict:
-    """Set the update-gate bias block to ``−log U(1, T)``; ``z`` weights the candidate in both
-    models, so a small ``z`` is a long memory. (For the GRU, ``b_x`` of ``[z | r | n]``.)"""
-    rnn = dict(params["params"])
-    dtype = jax.tree.leaves(rnn)[0].dtype
-    bias = -jnp.log(jax.random.uniform(key, (hidden,), dtype, 1.0, float(seq_len)))
-    if kind == "minGRU":
-        name = next(k for k in rnn if k.startswith("MinGRU"))
-        rnn[name] = dict(rnn[name], b_x=rnn[name]["b_x"].at[:hidden].set(bias))
-    else:
-        name = next(k for k in rnn if k.startswith("GRU"))
-        cell = rnn[name]["layer_0"]["forward"]
-        cell = dict(cell, b_x=cell["b_x"].at[:hidden].set(bias))
-        rnn[name] = {"layer_0": {"forward": cell}}
-    return {"params": rnn}
 
 
 def train(kind: str, cfg: LongConfig, budget_s: float) -> dict[str, Any]:
     """Train one model to ``target_mse``; return its timings and curve."""
     key = jax.random.key(cfg.seed)
-    k_init, k_chrono, k_eval, k_data = jax.random.split(key, 4)
+    k_init, _, k_eval, k_data = jax.random.split(key, 4)  # (the second key is no longer used)
     t_len, hidden = cfg.seq_len, cfg.hidden_size
-    model = Regressor(kind, hidden, cfg.mode)
+    model = Regressor(kind, hidden, cfg.mode, chrono=t_len if cfg.chrono else None)
     eval_set = adding_batch(k_eval, cfg.eval_batch, t_len)
     params = model.init(k_init, eval_set["inputs"][:1])
-    if cfg.chrono:
-        params = chrono_init(params, kind, hidden, t_len, k_chrono)
     optimizer = optax.chain(optax.clip_by_global_norm(cfg.grad_clip), optax.adam(cfg.learning_rate))
     opt_state = optimizer.init(params)
 
@@ -176,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_settings(LongConfig, args.config, args.set)
     except ConfigError as e:
         print(f"mingru_long: error: {e}", file=sys.stderr)
+        return 2
+    if cfg.chrono and cfg.seq_len < 3:
+        print(
+            f"mingru_long: error: chrono: true needs seq_len >= 3 (it passes chrono=seq_len); "
+            f"got seq_len={cfg.seq_len}",
+            file=sys.stderr,
+        )
         return 2
 
     device = jax.devices()[0]

@@ -65,6 +65,41 @@ def gate_blocks(init: Initializer) -> Initializer:
     return init_fn
 
 
+CHRONO_SALT = 0x6368726F
+"""Folded into a bias's key (``jax.random.fold_in``) to draw its chrono block, so that the rest
+of the bias, drawn from the key itself, is the same with and without ``chrono``."""
+
+
+def chrono_bias_init(bias_init: Initializer, hidden_size: int, chrono: int | None) -> Initializer:
+    """The initializer of an input bias ``b_x`` whose first ``H`` entries are the update gate's.
+
+    With ``chrono=None`` it is ``at_least_float32(bias_init)``. With ``chrono=T_max`` it draws
+    the bias the same way, then replaces its update-gate block ``b_x[:H]`` by ``−log u``,
+    ``u ~ U(1, T_max − 1)`` (in at least float32, cast to the bias's dtype), drawn with the key
+    ``jax.random.fold_in(key, CHRONO_SALT)``: the other entries are bit-identical to the
+    ``chrono=None`` draw with the same key. ``chrono`` must already be checked
+    (``_checks.check_chrono``). The z block is the first ``H`` entries in both
+    :class:`GRUParams` (``[z | r | n]``) and :class:`gru_jax.MinGRUParams` (``[z | h̃]``).
+    """
+    init = at_least_float32(bias_init)
+    if chrono is None:
+        return init
+    t_max = chrono
+
+    def init_fn(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
+        bias = init(key, shape, dtype)
+        u = jax.random.uniform(
+            jax.random.fold_in(key, CHRONO_SALT),
+            (hidden_size,),
+            jnp.promote_types(dtype, jnp.float32),
+            minval=1.0,
+            maxval=float(t_max - 1),
+        )
+        return bias.at[:hidden_size].set((-jnp.log(u)).astype(bias.dtype))
+
+    return init_fn
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class GRUParams:
@@ -125,6 +160,7 @@ def init_gru(
     kernel_init: Initializer = default_kernel_init,
     recurrent_init: Initializer = default_recurrent_init,
     bias_init: Initializer = default_bias_init,
+    chrono: int | None = None,
 ) -> GRUParams:
     """Initialise the parameters of one GRU layer.
 
@@ -136,6 +172,22 @@ def init_gru(
     ``promote_types(dtype, float32)`` and their results cast to ``dtype``, so that bfloat16
     parameters are rounded float32 draws.
 
+    ``chrono=T_max`` is the "chrono" initialisation of Tallec & Ollivier (2018, "Can recurrent
+    neural networks warp time?"), for memories of up to about ``T_max`` steps: the update-gate
+    block of ``b_x`` (its first ``H`` entries, ``b_xz``) is drawn as ``−log u`` with
+    ``u ~ U(1, T_max − 1)``. Why: a leaky unit ``h' = (1 − z) h + z n`` with a constant gate
+    ``z`` keeps a fraction ``(1 − z)^t ≈ e^{−z t}`` of its state after ``t`` steps, a timescale
+    of about ``1/z`` steps. At zero input, with the recurrent term ``h W_hz`` small,
+    ``z = σ(b_z)``, which is ``≈ e^{b_z}`` for a very negative ``b_z`` (here exactly
+    ``1/(1 + u)``); so ``b_z = −log u`` gives ``z ≈ 1/u``, a timescale of about ``u`` steps, and
+    the units' timescales are spread uniformly over ``[1, T_max − 1]`` (their biases over
+    ``(−log(T_max − 1), 0]``). The bias is negative because ``z`` weights the candidate here: a
+    small ``z`` keeps the state (in torch's convention, where ``z`` weights the old state, the
+    same initialisation is ``+log u``). The gate sees ``b_xz + b_hz``, and ``b_hz`` keeps
+    ``bias_init``'s value (zero by default). The chrono values are drawn with a key folded from
+    ``b_x``'s, so every other entry of ``b_x`` and every other parameter is bit-identical to
+    ``chrono=None`` with the same ``key``. The guide: docs/long-memory.md.
+
     Args:
       key: a PRNG key.
       input_size: ``I``, a positive int.
@@ -144,6 +196,8 @@ def init_gru(
         ``True`` for the cuDNN/torch form.
       dtype: floating-point dtype of the parameters, which is also the compute dtype.
       kernel_init, recurrent_init, bias_init: initializers, see above.
+      chrono: ``None``, or ``T_max``, an int ``>= 3`` (not a bool): the chrono initialisation of
+        the update-gate bias, see above.
 
     Returns:
       A :class:`GRUParams` with ``w_x (I, 3H)``, ``w_h (H, 3H)``, ``b_x (3H,)``, ``b_h (3H,)``.
@@ -154,6 +208,14 @@ def init_gru(
       >>> p = init_gru(jax.random.key(0), 4, 8)
       >>> p.w_x.shape, p.w_h.shape, p.b_x.shape, p.reset_after
       ((4, 24), (8, 24), (24,), False)
+
+      With ``chrono``, only the update-gate block of ``b_x`` changes:
+
+      >>> q = init_gru(jax.random.key(0), 4, 8, chrono=1000)
+      >>> bool((q.b_x[8:] == p.b_x[8:]).all()), bool((q.w_h == p.w_h).all())
+      (True, True)
+      >>> bool((q.b_x[:8] <= 0).all() and (q.b_x[:8] > -jax.numpy.log(999.0)).all())
+      True
     """
     fn = "init_gru"
     input_size = _checks.check_size(fn, "input_size", input_size)
@@ -161,11 +223,12 @@ def init_gru(
     dtype = _checks.check_float_dtype(fn, "dtype", dtype)
     if not isinstance(reset_after, bool):
         raise TypeError(f"{fn}: reset_after must be a bool; got {type(reset_after).__name__}")
+    chrono = _checks.check_chrono(fn, chrono)
     kx, kh, kbx, kbh = jax.random.split(key, 4)
     return GRUParams(
         w_x=gate_blocks(kernel_init)(kx, (input_size, 3 * hidden_size), dtype),
         w_h=gate_blocks(recurrent_init)(kh, (hidden_size, 3 * hidden_size), dtype),
-        b_x=at_least_float32(bias_init)(kbx, (3 * hidden_size,), dtype),
+        b_x=chrono_bias_init(bias_init, hidden_size, chrono)(kbx, (3 * hidden_size,), dtype),
         b_h=at_least_float32(bias_init)(kbh, (3 * hidden_size,), dtype),
         reset_after=reset_after,
     )

@@ -109,3 +109,19 @@ def check_step_input(fn: str, x: ArrayLike, input_size: int) -> Array:
             f"{fn}: x must have shape (*B, I) with I = {input_size}; got {tuple(x.shape)}"
         )
     return x
+
+
+def check_chrono(fn: str, chrono: object) -> int | None:
+    """``chrono`` as an ``int`` if it is an int ``>= 3`` (a ``T_max``, in steps), or ``None``.
+
+    A bool is refused although Python counts it as an int (``chrono=True`` says nothing about
+    the longest memory); a float too, since ``T_max`` counts steps.
+    """
+    if chrono is None:
+        return None
+    expected = "an int >= 3 (the longest memory, in steps) or None"
+    if isinstance(chrono, bool) or not isinstance(chrono, int | np.integer):
+        raise TypeError(f"{fn}: chrono must be {expected}; got {chrono!r}")
+    if chrono < 3:
+        raise ValueError(f"{fn}: chrono must be {expected}; got {chrono}")
+    return operator.index(chrono)

@@ -54,7 +54,13 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from gru_jax import _checks
-from gru_jax._cell import at_least_float32, compute_dtype, default_bias_init, default_kernel_init
+from gru_jax._cell import (
+    at_least_float32,
+    chrono_bias_init,
+    compute_dtype,
+    default_bias_init,
+    default_kernel_init,
+)
 from gru_jax._resets import segment_starts
 from gru_jax._scan import batch_and_steps, check_flags, check_time_inputs, check_xs
 from gru_jax._typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey, Shape
@@ -164,14 +170,25 @@ def init_mingru(
     dtype: DTypeLike = jnp.float32,
     kernel_init: Initializer = default_kernel_init,
     bias_init: Initializer = default_bias_init,
+    chrono: int | None = None,
 ) -> MinGRUParams:
     """Initialise the parameters of one minGRU layer.
 
     ``kernel_init`` is called once per block with shape ``(I, H)`` (Glorot uniform by default,
     as for :func:`gru_jax.init_gru`'s input kernel); ``bias_init`` once with ``(2H,)`` (zeros by
     default, so ``z = 0.5`` at first). Both draw in ``promote_types(dtype, float32)`` and are cast
-    to ``dtype``. For long sequences a negative ``b_z`` (say ``-log(T)``, a "chrono"
-    initialisation) makes the initial memory long; set it with ``params.replace(b_x=...)``.
+    to ``dtype``.
+
+    With zero biases ``z = σ(0) = 0.5``: each step halves what the state holds. For long
+    sequences ``chrono=T_max`` draws the update-gate bias ``b_z`` (the first ``H`` entries of
+    ``b_x``) as ``−log u``, ``u ~ U(1, T_max − 1)``, the "chrono" initialisation of Tallec &
+    Ollivier (2018). A unit ``h' = (1 − z) h + z h̃`` with a constant gate ``z`` keeps a fraction
+    ``(1 − z)^t ≈ e^{−z t}`` of its state after ``t`` steps, a timescale of about ``1/z`` steps;
+    at zero input ``z = σ(b_z) ≈ e^{b_z}`` for a very negative ``b_z`` (here exactly
+    ``1/(1 + u)``), so ``b_z = −log u`` gives ``z ≈ 1/u``, a timescale of about ``u`` steps, the
+    units' timescales spread uniformly over ``[1, T_max − 1]``. The chrono values are drawn with a
+    key folded from ``b_x``'s, so ``w_x`` and ``b_h`` are bit-identical to ``chrono=None`` with
+    the same ``key``. The guide: docs/long-memory.md.
 
     Args:
       key: a PRNG key.
@@ -180,6 +197,8 @@ def init_mingru(
       candidate: ``"linear"`` or ``"g"``; see :func:`mingru`.
       dtype: floating-point dtype of the parameters.
       kernel_init, bias_init: ``jax.nn.initializers``-style initializers, see above.
+      chrono: ``None``, or ``T_max``, an int ``>= 3`` (not a bool): the chrono initialisation
+        of ``b_z``, see above.
 
     Returns:
       A :class:`MinGRUParams` with ``w_x (I, 2H)`` and ``b_x (2H,)``.
@@ -196,10 +215,11 @@ def init_mingru(
     hidden_size = _checks.check_size(fn, "hidden_size", hidden_size)
     dtype = _checks.check_float_dtype(fn, "dtype", dtype)
     candidate = check_candidate(fn, candidate)
+    chrono = _checks.check_chrono(fn, chrono)
     kx, kb = jax.random.split(key)
     return MinGRUParams(
         w_x=two_blocks(kernel_init)(kx, (input_size, 2 * hidden_size), dtype),
-        b_x=at_least_float32(bias_init)(kb, (2 * hidden_size,), dtype),
+        b_x=chrono_bias_init(bias_init, hidden_size, chrono)(kb, (2 * hidden_size,), dtype),
         candidate=candidate,
     )
 

@@ -23,6 +23,7 @@ def init_gru_stack(
     bidirectional: bool = False,
     reset_after: bool = False,
     dtype: DTypeLike = jnp.float32,
+    chrono: int | None = None,
 ) -> GRUStackParams:
     """Initialise a stack of ``num_layers`` GRU layers, each one- or two-directional.
 
@@ -37,6 +38,9 @@ def init_gru_stack(
       bidirectional: ``D = 2`` when true, else ``D = 1``.
       reset_after: the variant of every layer (see :func:`gru_cell`).
       dtype: parameter and compute dtype.
+      chrono: ``None``, or ``T_max``, an int ``>= 3``: the chrono initialisation of
+        :func:`init_gru` for every layer and direction (each drawn with its own key), the
+        update-gate block of each ``b_x`` drawn as ``−log U(1, T_max − 1)``.
 
     Returns:
       A tuple of ``L`` tuples of ``D`` :class:`GRUParams`: ``params[l][d]``, forward first.
@@ -54,6 +58,7 @@ def init_gru_stack(
     num_layers = _checks.check_size(fn, "num_layers", num_layers)
     if not isinstance(bidirectional, bool):
         raise TypeError(f"{fn}: bidirectional must be a bool; got {type(bidirectional).__name__}")
+    chrono = _checks.check_chrono(fn, chrono)
     num_dirs = 2 if bidirectional else 1
     keys = jax.random.split(key, num_layers * num_dirs)
     return tuple(
@@ -64,6 +69,7 @@ def init_gru_stack(
                 hidden_size,
                 reset_after=reset_after,
                 dtype=dtype,
+                chrono=chrono,
             )
             for d in range(num_dirs)
         )

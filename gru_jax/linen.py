@@ -20,13 +20,14 @@ import jax.numpy as jnp
 from gru_jax._cell import (
     GRUParams,
     at_least_float32,
+    chrono_bias_init,
     default_bias_init,
     default_kernel_init,
     default_recurrent_init,
     gate_blocks,
     gru_cell,
 )
-from gru_jax._checks import as_float_array, check_size
+from gru_jax._checks import as_float_array, check_chrono, check_size
 from gru_jax._mingru import (
     DEFAULT_CHUNK_SIZE,
     MinGRUParams,
@@ -56,17 +57,23 @@ def _check_stored_input_size(fn: str, module: nn.Module, input_size: int) -> Non
 
 
 def _declare_params(
-    fn: str, module: nn.Module, input_size: int, features: int, reset_after: bool
+    fn: str,
+    module: nn.Module,
+    input_size: int,
+    features: int,
+    reset_after: bool,
+    chrono: int | None = None,
 ) -> GRUParams:
-    """Declare (or fetch) a cell's four parameters in ``module``'s scope."""
+    """Declare (or fetch) a cell's four parameters in ``module``'s scope (``chrono`` checked)."""
     _check_stored_input_size(fn, module, input_size)
     dtype = module.param_dtype
+    b_x_init = chrono_bias_init(module.bias_init, features, chrono)
     return GRUParams(
         w_x=module.param("w_x", gate_blocks(module.kernel_init), (input_size, 3 * features), dtype),
         w_h=module.param(
             "w_h", gate_blocks(module.recurrent_kernel_init), (features, 3 * features), dtype
         ),
-        b_x=module.param("b_x", at_least_float32(module.bias_init), (3 * features,), dtype),
+        b_x=module.param("b_x", b_x_init, (3 * features,), dtype),
         b_h=module.param("b_h", at_least_float32(module.bias_init), (3 * features,), dtype),
         reset_after=reset_after,
     )
@@ -110,6 +117,9 @@ class GRUCell(_CarryCell, nn.RNNCellBase):
         ``(H, H)`` (Glorot uniform and orthogonal by default).
       bias_init: called with ``(3H,)`` for ``b_x`` and ``b_h`` (zeros by default).
       carry_init: initializer of the carry in :meth:`initialize_carry` (zeros by default).
+      chrono: ``None``, or ``T_max``, an int ``>= 3``: the update-gate block of ``b_x`` drawn
+        as ``−log U(1, T_max − 1)``, as :func:`gru_jax.init_gru`'s ``chrono`` (the rest of
+        ``b_x`` from ``bias_init``, unchanged); checked when the module is called.
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
@@ -131,12 +141,16 @@ class GRUCell(_CarryCell, nn.RNNCellBase):
     recurrent_kernel_init: Initializer = default_recurrent_init
     bias_init: Initializer = default_bias_init
     carry_init: Initializer = nn.initializers.zeros_init()
+    chrono: int | None = None
 
     @nn.compact
     def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
         """``carry (*B, H)``, ``inputs (*B, I)`` -> ``(new_carry, new_carry)``."""
+        chrono = check_chrono("GRUCell", self.chrono)
         inputs = as_float_array("GRUCell", "inputs", inputs)
-        params = _declare_params("GRUCell", self, inputs.shape[-1], self.features, self.reset_after)
+        params = _declare_params(
+            "GRUCell", self, inputs.shape[-1], self.features, self.reset_after, chrono
+        )
         return cell_step(gru_cell, params, carry, inputs, self.dtype)
 
 
@@ -149,10 +163,13 @@ class _CellParams(nn.Module):
     kernel_init: Initializer
     recurrent_kernel_init: Initializer
     bias_init: Initializer
+    chrono: int | None
 
     @nn.compact
     def __call__(self, input_size: int) -> GRUParams:
-        return _declare_params("GRU", self, input_size, self.features, self.reset_after)
+        return _declare_params(
+            "GRU", self, input_size, self.features, self.reset_after, self.chrono
+        )
 
 
 class _Layer(nn.Module):
@@ -187,6 +204,9 @@ class GRU(nn.Module):
       dtype, param_dtype, kernel_init, recurrent_kernel_init, bias_init: as in :class:`GRUCell`.
       time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``, as in
         ``flax.linen.RNN``; the scans read and write that layout in place.
+      chrono: ``None``, or ``T_max``, an int ``>= 3``: the chrono initialisation of every
+        layer's and direction's update-gate bias, as in :class:`GRUCell` and
+        :func:`gru_jax.init_gru_stack`.
 
     One step at a time (acting, sampling): :meth:`step`, for a unidirectional stack.
 
@@ -217,6 +237,7 @@ class GRU(nn.Module):
     recurrent_kernel_init: Initializer = default_recurrent_init
     bias_init: Initializer = default_bias_init
     time_major: bool = False
+    chrono: int | None = None
 
     @nn.compact
     def __call__(
@@ -236,6 +257,7 @@ class GRU(nn.Module):
         """
         features = check_size("GRU", "features", self.features)
         num_layers = check_size("GRU", "num_layers", self.num_layers)
+        chrono = check_chrono("GRU", self.chrono)
         num_directions = 2 if self.bidirectional else 1
         xs = as_float_array("GRU", "xs", xs)
         if xs.ndim < 2:
@@ -247,6 +269,7 @@ class GRU(nn.Module):
             "kernel_init": self.kernel_init,
             "recurrent_kernel_init": self.recurrent_kernel_init,
             "bias_init": self.bias_init,
+            "chrono": chrono,
         }
         params = tuple(
             _Layer(num_directions, cell_kwargs, name=f"layer_{layer}")(
@@ -299,11 +322,14 @@ class GRU(nn.Module):
 
 def _declare_mingru_params(module: nn.Module, input_size: int, features: int) -> MinGRUParams:
     """Declare (or fetch) a minGRU's two parameters ``w_x (I, 2H)``, ``b_x (2H,)``."""
-    _check_stored_input_size(type(module).__name__, module, input_size)
+    fn = type(module).__name__
+    chrono = check_chrono(fn, module.chrono)
+    _check_stored_input_size(fn, module, input_size)
     dtype = module.param_dtype
+    b_x_init = chrono_bias_init(module.bias_init, features, chrono)
     return MinGRUParams(
         w_x=module.param("w_x", two_blocks(module.kernel_init), (input_size, 2 * features), dtype),
-        b_x=module.param("b_x", at_least_float32(module.bias_init), (2 * features,), dtype),
+        b_x=module.param("b_x", b_x_init, (2 * features,), dtype),
         candidate=check_candidate(type(module).__name__, module.candidate),
     )
 
@@ -326,6 +352,9 @@ class MinGRUCell(_CarryCell, nn.RNNCellBase):
       kernel_init: called once per block ``[z | h̃]`` with shape ``(I, H)`` (Glorot uniform).
       bias_init: called with ``(2H,)`` (zeros by default).
       carry_init: initializer of the carry in :meth:`initialize_carry` (zeros by default).
+      chrono: ``None``, or ``T_max``, an int ``>= 3``: the update-gate bias ``b_z`` (the first
+        ``H`` entries of ``b_x``) drawn as ``−log U(1, T_max − 1)``, as
+        :func:`gru_jax.init_mingru`'s ``chrono``; checked when the module is called.
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
@@ -346,6 +375,7 @@ class MinGRUCell(_CarryCell, nn.RNNCellBase):
     kernel_init: Initializer = default_kernel_init
     bias_init: Initializer = default_bias_init
     carry_init: Initializer = nn.initializers.zeros_init()
+    chrono: int | None = None
 
     @nn.compact
     def __call__(self, carry: Array, inputs: Array) -> tuple[Array, Array]:
@@ -368,7 +398,7 @@ class MinGRU(nn.Module):
       mode: ``"auto"``, ``"sequential"``, ``"parallel"`` or ``"chunked"``; ``chunk_size`` for the
         last. All give the same results up to rounding.
       return_carry: return ``(ys, h_last)`` instead of ``ys``.
-      dtype, param_dtype, kernel_init, bias_init: as in :class:`MinGRUCell`.
+      dtype, param_dtype, kernel_init, bias_init, chrono: as in :class:`MinGRUCell`.
       time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``.
 
     Example:
@@ -394,6 +424,7 @@ class MinGRU(nn.Module):
     kernel_init: Initializer = default_kernel_init
     bias_init: Initializer = default_bias_init
     time_major: bool = False
+    chrono: int | None = None
 
     @nn.compact
     def __call__(

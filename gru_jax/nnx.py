@@ -26,13 +26,14 @@ from gru_jax._cell import (
     GRUParams,
     at_least_float32,
     check_params,
+    chrono_bias_init,
     default_bias_init,
     default_kernel_init,
     default_recurrent_init,
     gate_blocks,
     gru_cell,
 )
-from gru_jax._checks import as_float_array, check_size
+from gru_jax._checks import as_float_array, check_chrono, check_size
 from gru_jax._mingru import (
     DEFAULT_CHUNK_SIZE,
     MinGRUParams,
@@ -103,6 +104,7 @@ class _CellParams(nnx.Module):
         kernel_init: Initializer,
         recurrent_kernel_init: Initializer,
         bias_init: Initializer,
+        chrono: int | None = None,
         rngs: nnx.Rngs,
     ):
         fn = type(self).__name__
@@ -110,12 +112,14 @@ class _CellParams(nnx.Module):
         h = check_size(fn, "hidden_features", hidden_features)
         if not isinstance(reset_after, bool):
             raise TypeError(f"{fn}: reset_after must be a bool; got {type(reset_after).__name__}")
+        chrono = check_chrono(fn, chrono)
         self.in_features, self.hidden_features, self.reset_after = i, h, reset_after
         self.w_x = nnx.Param(gate_blocks(kernel_init)(rngs.params(), (i, 3 * h), param_dtype))
         self.w_h = nnx.Param(
             gate_blocks(recurrent_kernel_init)(rngs.params(), (h, 3 * h), param_dtype)
         )
-        self.b_x = nnx.Param(at_least_float32(bias_init)(rngs.params(), (3 * h,), param_dtype))
+        b_x_init = chrono_bias_init(bias_init, h, chrono)
+        self.b_x = nnx.Param(b_x_init(rngs.params(), (3 * h,), param_dtype))
         self.b_h = nnx.Param(at_least_float32(bias_init)(rngs.params(), (3 * h,), param_dtype))
 
     @property
@@ -156,6 +160,9 @@ class GRUCell(_CellParams, _CarryCell, RNNCellBase):
       kernel_init, recurrent_kernel_init: called once per gate block with shapes ``(I, H)`` and
         ``(H, H)`` (Glorot uniform and orthogonal by default).
       bias_init: called with ``(3H,)`` for ``b_x`` and ``b_h`` (zeros by default).
+      chrono: ``None``, or ``T_max``, an int ``>= 3``: the update-gate block of ``b_x`` drawn
+        as ``−log U(1, T_max − 1)``, as :func:`gru_jax.init_gru`'s ``chrono`` (the rest of
+        ``b_x`` from ``bias_init``, unchanged).
       rngs: an ``nnx.Rngs``; parameters draw from its ``params`` stream.
 
     Example:
@@ -180,6 +187,7 @@ class GRUCell(_CellParams, _CarryCell, RNNCellBase):
         kernel_init: Initializer = default_kernel_init,
         recurrent_kernel_init: Initializer = default_recurrent_init,
         bias_init: Initializer = default_bias_init,
+        chrono: int | None = None,
         rngs: nnx.Rngs,
     ):
         super().__init__(
@@ -190,6 +198,7 @@ class GRUCell(_CellParams, _CarryCell, RNNCellBase):
             kernel_init=kernel_init,
             recurrent_kernel_init=recurrent_kernel_init,
             bias_init=bias_init,
+            chrono=chrono,
             rngs=rngs,
         )
         self.dtype, self.param_dtype = dtype, param_dtype
@@ -228,6 +237,9 @@ class GRU(nnx.Module):
       dtype, param_dtype, kernel_init, recurrent_kernel_init, bias_init: as in :class:`GRUCell`.
       time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``, as in
         ``flax.nnx.RNN``; the scans read and write that layout in place.
+      chrono: ``None``, or ``T_max``, an int ``>= 3``: the chrono initialisation of every
+        layer's and direction's update-gate bias, as in :class:`GRUCell` and
+        :func:`gru_jax.init_gru_stack`.
       rngs: an ``nnx.Rngs``: ``params`` for initialisation, ``dropout`` for dropout masks.
 
     One step at a time (acting, sampling): :meth:`step`, for a unidirectional stack.
@@ -263,10 +275,12 @@ class GRU(nnx.Module):
         recurrent_kernel_init: Initializer = default_recurrent_init,
         bias_init: Initializer = default_bias_init,
         time_major: bool = False,
+        chrono: int | None = None,
         rngs: nnx.Rngs,
     ):
         num_layers = check_size("GRU", "num_layers", num_layers)
         hidden_features = check_size("GRU", "hidden_features", hidden_features)
+        chrono = check_chrono("GRU", chrono)
         if not 0.0 <= dropout_rate < 1.0:
             raise ValueError(f"GRU: dropout_rate must lie in [0, 1); got {dropout_rate}")
         self.num_layers, self.num_directions = num_layers, 2 if bidirectional else 1
@@ -288,6 +302,7 @@ class GRU(nnx.Module):
                     kernel_init=kernel_init,
                     recurrent_kernel_init=recurrent_kernel_init,
                     bias_init=bias_init,
+                    chrono=chrono,
                     rngs=rngs,
                 ),
             )
@@ -387,6 +402,7 @@ class _MinGRUParamsModule(nnx.Module):
         param_dtype: DTypeLike,
         kernel_init: Initializer,
         bias_init: Initializer,
+        chrono: int | None = None,
         rngs: nnx.Rngs,
     ):
         fn = type(self).__name__
@@ -394,8 +410,10 @@ class _MinGRUParamsModule(nnx.Module):
         h = check_size(fn, "hidden_features", hidden_features)
         self.in_features, self.hidden_features = i, h
         self.candidate = check_candidate(fn, candidate)
+        chrono = check_chrono(fn, chrono)
         self.w_x = nnx.Param(two_blocks(kernel_init)(rngs.params(), (i, 2 * h), param_dtype))
-        self.b_x = nnx.Param(at_least_float32(bias_init)(rngs.params(), (2 * h,), param_dtype))
+        b_x_init = chrono_bias_init(bias_init, h, chrono)
+        self.b_x = nnx.Param(b_x_init(rngs.params(), (2 * h,), param_dtype))
 
     @property
     def mingru_params(self) -> MinGRUParams:
@@ -432,6 +450,9 @@ class MinGRUCell(_MinGRUParamsModule, _CarryCell, RNNCellBase):
       param_dtype: the parameters' dtype.
       kernel_init: called once per block ``[z | h̃]`` with shape ``(I, H)`` (Glorot uniform).
       bias_init: called with ``(2H,)`` (zeros by default).
+      chrono: ``None``, or ``T_max``, an int ``>= 3``: the update-gate bias ``b_z`` (the first
+        ``H`` entries of ``b_x``) drawn as ``−log U(1, T_max − 1)``, as
+        :func:`gru_jax.init_mingru`'s ``chrono``.
       rngs: an ``nnx.Rngs``; parameters draw from its ``params`` stream.
 
     Example:
@@ -455,6 +476,7 @@ class MinGRUCell(_MinGRUParamsModule, _CarryCell, RNNCellBase):
         param_dtype: DTypeLike = jnp.float32,
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
+        chrono: int | None = None,
         rngs: nnx.Rngs,
     ):
         super().__init__(
@@ -464,6 +486,7 @@ class MinGRUCell(_MinGRUParamsModule, _CarryCell, RNNCellBase):
             param_dtype=param_dtype,
             kernel_init=kernel_init,
             bias_init=bias_init,
+            chrono=chrono,
             rngs=rngs,
         )
         self.dtype, self.param_dtype = dtype, param_dtype
@@ -488,7 +511,7 @@ class MinGRU(_MinGRUParamsModule):
       mode: ``"auto"``, ``"sequential"``, ``"parallel"`` or ``"chunked"``; ``chunk_size`` for the
         last. All give the same results up to rounding.
       return_carry: return ``(ys, h_last)`` instead of ``ys``.
-      dtype, param_dtype, kernel_init, bias_init: as in :class:`MinGRUCell`.
+      dtype, param_dtype, kernel_init, bias_init, chrono: as in :class:`MinGRUCell`.
       time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``.
       rngs: an ``nnx.Rngs``; parameters draw from its ``params`` stream.
 
@@ -518,6 +541,7 @@ class MinGRU(_MinGRUParamsModule):
         kernel_init: Initializer = default_kernel_init,
         bias_init: Initializer = default_bias_init,
         time_major: bool = False,
+        chrono: int | None = None,
         rngs: nnx.Rngs,
     ):
         super().__init__(
@@ -527,6 +551,7 @@ class MinGRU(_MinGRUParamsModule):
             param_dtype=param_dtype,
             kernel_init=kernel_init,
             bias_init=bias_init,
+            chrono=chrono,
             rngs=rngs,
         )
         self.mode = check_mode("MinGRU", mode)

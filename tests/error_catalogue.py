@@ -107,6 +107,8 @@ import gru_jax.nnx  # noqa: E402
 CASES = [
     Case("init_gru", "size ≤ 0", lambda t: gru_jax.init_gru(KEY, 3, 0)),
     Case("init_gru", "non-float dtype", lambda t: gru_jax.init_gru(KEY, 3, 4, dtype=jnp.int32)),
+    Case("init_gru", "chrono as a bool", lambda t: gru_jax.init_gru(KEY, 3, 4, chrono=True)),
+    Case("init_gru", "chrono below 3", lambda t: gru_jax.init_gru(KEY, 3, 4, chrono=2)),
     Case("init_gru_stack", "num_layers ≤ 0", lambda t: gru_jax.init_gru_stack(KEY, 3, 4, 0)),
     Case("gru", "xs of rank 1", lambda t: gru_jax.gru(P, jnp.zeros(3))),
     Case("gru", "xs with the wrong feature size", lambda t: gru_jax.gru(P, jnp.zeros((2, 5, 7)))),

@@ -75,7 +75,7 @@ class Task:
     report: Callable[[nn.Module, Params, Splits, PRNGKey, Path], dict[str, Any]] | None = None
 
 
-GRU_FIELDS = ("hidden_size", "num_layers", "reset_after", "dropout_rate", "unroll")
+GRU_FIELDS = ("hidden_size", "num_layers", "reset_after", "dropout_rate", "unroll", "chrono")
 """The ``model:`` config keys that every task's model passes to its GRU."""
 
 

@@ -62,6 +62,7 @@ class AddingModel(nn.Module):
     reset_after: bool = False
     dropout_rate: float = 0.0
     unroll: int = 1
+    chrono: int | None = None
 
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:

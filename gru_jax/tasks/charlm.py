@@ -583,6 +583,7 @@ class CharLM(nn.Module):
     reset_after: bool = False
     dropout_rate: float = 0.0
     unroll: int = 1
+    chrono: int | None = None
 
     def setup(self) -> None:
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)

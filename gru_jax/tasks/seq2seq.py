@@ -120,6 +120,7 @@ class Seq2Seq(nn.Module):
     reset_after: bool = False
     dropout_rate: float = 0.0
     unroll: int = 1
+    chrono: int | None = None
 
     def setup(self) -> None:
         self.source_embed = nn.Embed(self.vocab_size, self.embed_dim)

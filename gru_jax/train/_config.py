@@ -47,6 +47,9 @@ class ModelConfig:
     embed_dim: int = setting(16, ge=1)  # for tasks with token inputs
     dropout_rate: float = setting(0.0, ge=0, lt=1)
     unroll: int = setting(1, ge=1)
+    # Chrono initialisation of the update-gate bias for memories of up to this many steps
+    # (gru_jax.init_gru's chrono); null: the default initialisation.
+    chrono: int | None = setting(None, ge=3)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,8 @@ def core() -> None:
     assert_type(params.w_x, jax.Array)
     assert_type(params.hidden_size, int)
     assert_type(params.replace(b_h=jnp.zeros(12)), GRUParams)
+    assert_type(gru_jax.init_gru(key, 3, 4, chrono=100), GRUParams)  # chrono init of b_z
+    assert_type(gru_jax.init_mingru(key, 3, 4, chrono=100), MinGRUParams)
 
     ys, h = gru_jax.gru(params, xs)
     assert_type(ys, jax.Array)
@@ -168,6 +170,7 @@ def misuses() -> None:  # pragma: no cover - type-checked, never called
     gru_jax.init_gru(key, 3, "4")  # type: ignore[arg-type]
     gru_jax.init_gru(key, 3, 4, True)  # type: ignore[call-arg]
     gru_jax.init_gru_stack(key, 3, 4, num_layers=2.0)  # type: ignore[arg-type]
+    gru_jax.init_gru(key, 3, 4, chrono=100.0)  # type: ignore[arg-type]
     gru_jax.gru(stack, xs)  # type: ignore[arg-type]
     gru_jax.gru(params)  # type: ignore[call-arg]
     gru_jax.gru(params, xs, reverse="yes")  # type: ignore[arg-type]
