@@ -18,5 +18,17 @@ if _FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE}".strip()
 
 import jax  # noqa: E402 (after the flags above)
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture
+def registry():
+    """Restore the registry of user tasks (``gru_jax.tasks.register_task``) after a test."""
+    from gru_jax import tasks
+
+    saved = dict(tasks._REGISTERED)
+    yield
+    tasks._REGISTERED.clear()
+    tasks._REGISTERED.update(saved)

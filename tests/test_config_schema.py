@@ -594,14 +594,6 @@ class _Declared:
             raise ConfigError("config keys 'data.low' and 'data.high' must satisfy low <= high")
 
 
-@pytest.fixture
-def registry():
-    saved = dict(tasks._REGISTERED)
-    yield
-    tasks._REGISTERED.clear()
-    tasks._REGISTERED.update(saved)
-
-
 def test_registered_tasks_get_the_checks_they_declare(registry):
     adding = tasks.get_task("adding")
     tasks.register_task(dataclasses.replace(adding, name="plain", data_config=_Plain))

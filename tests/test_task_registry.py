@@ -25,14 +25,6 @@ def _task(name: str) -> Task:
     return dataclasses.replace(adding, name=name, data_config=_Data)
 
 
-@pytest.fixture
-def registry():
-    saved = dict(tasks._REGISTERED)
-    yield
-    tasks._REGISTERED.clear()
-    tasks._REGISTERED.update(saved)
-
-
 def test_registered_task_is_found_and_parsed(registry):
     task = _task("mine")
     assert register_task(task) is task
