@@ -45,6 +45,7 @@ from gru_jax.train._config import (
     Config,
     ConfigError,
     TrainConfig,
+    config_differences,
     config_to_dict,
 )
 from gru_jax.train._distributed import find_cluster, initialize
@@ -433,9 +434,8 @@ class _StopRequests:
         self._previous: dict[int, Any] = {}
         self._pending: jax.Array | None = None
         if self.several:
-            sharding = NamedSharding(mesh, P("data"))
             self._local = len(mesh.local_devices)
-            self._sharding = sharding
+            self._sharding = NamedSharding(mesh, P("data"))
             self._max = jax.jit(jnp.max, out_shardings=NamedSharding(mesh, P()))
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -476,13 +476,11 @@ def _check_saved_config(workdir: Path, config: Config, *, evaluating: bool) -> N
         raise ConfigError(f"cannot read {str(path)!r}: {_first_line(e)}") from e
     if not isinstance(saved, dict):
         raise ConfigError(f"{str(path)!r} must hold a mapping; got {type(saved).__name__}")
-    from gru_jax.train._config import config_differences
-
     differing = config_differences(saved, config, evaluating=evaluating)
     if differing:
-        given = _flat(config_to_dict(config))
+        run, given = _flat(saved), _flat(config_to_dict(config))
         shown = ", ".join(
-            f"{key} (run: {_flat(saved).get(key, 'default')!r}, given: {given.get(key)!r})"
+            f"{key} (run: {run.get(key, 'default')!r}, given: {given.get(key)!r})"
             for key in differing[:4]
         )
         more = f" and {len(differing) - 4} more" if len(differing) > 4 else ""
@@ -527,7 +525,7 @@ def _write_process_file(workdir: Path, run: _Run, batch: Any) -> None:
     leaf = jax.tree.leaves(batch)[0]
     rows = sorted(
         {
-            (s.index[0].indices(leaf.shape[0])[0], s.index[0].indices(leaf.shape[0])[1])
+            s.index[0].indices(leaf.shape[0])[:2]  # (start, stop) of its rows
             for s in leaf.addressable_shards
         }
     )
