@@ -346,6 +346,12 @@ def _check_shapes(abstract: Any, saved: Any, where: str) -> None:
         )
 
 
+def _host_floats(values: list[Any]) -> np.ndarray:
+    """Scalars (device arrays, replicated ones included, or floats) as one float64 host array,
+    fetched with one ``jax.device_get`` rather than one transfer each."""
+    return np.asarray(jax.device_get(values), np.float64)
+
+
 def _path_name(path: tuple[Any, ...]) -> str:
     """``opt_state/1/0/mu/params/...``: a tree path in the same words whether it runs through
     dicts, tuples or named tuples (Orbax's metadata stores them differently)."""
@@ -634,7 +640,7 @@ def train_and_evaluate(
             state,
             {
                 "wall_seconds": elapsed_before + time.perf_counter() - started,
-                "pending_losses": [float(x) for x in losses],
+                "pending_losses": _host_floats(losses).tolist(),
             },
         )
 
@@ -656,7 +662,7 @@ def train_and_evaluate(
             done = step + 1
             if done % train.log_every == 0 or done == train.steps:
                 now = time.perf_counter()
-                loss = float(np.mean([float(x) for x in losses]))
+                loss = float(np.mean(_host_floats(losses)))
                 speed = (done - last_log_step) / max(now - last_log_time, 1e-9)
                 log(
                     {
