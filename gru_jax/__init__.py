@@ -13,6 +13,12 @@ from gru_jax._cell import (
     init_gru,
 )
 from gru_jax._mingru import MinGRUParams, init_mingru, mingru, mingru_cell
+from gru_jax._mingru_stack import (
+    MinGRUStackParams,
+    init_mingru_stack,
+    mingru_stack,
+    mingru_stack_cell,
+)
 from gru_jax._resets import resets_from_segment_ids, segment_ends
 from gru_jax._scan import gru
 from gru_jax._stack import GRUStackParams, gru_stack, gru_stack_cell, init_gru_stack
@@ -23,6 +29,7 @@ __all__ = [
     "GRUParams",
     "GRUStackParams",
     "MinGRUParams",
+    "MinGRUStackParams",
     "default_bias_init",
     "default_kernel_init",
     "default_recurrent_init",
@@ -33,8 +40,11 @@ __all__ = [
     "init_gru",
     "init_gru_stack",
     "init_mingru",
+    "init_mingru_stack",
     "mingru",
     "mingru_cell",
+    "mingru_stack",
+    "mingru_stack_cell",
     "resets_from_segment_ids",
     "segment_ends",
 ]

@@ -540,6 +540,19 @@ def mingru_cell(params: MinGRUParams, h: ArrayLike, x: ArrayLike) -> Array:
     return (a * h.astype(acc) + b).astype(dtype)
 
 
+def _reverse_valid(x: Array, seq_lengths: Array | None) -> Array:
+    """``x (T, *B, ...)`` with each row's first ``seq_lengths`` steps in reverse order (the
+    padding stays in place); the whole time axis flipped when ``seq_lengths`` is None. Applying
+    it twice gives ``x`` back."""
+    if seq_lengths is None:
+        return jnp.flip(x, axis=0)
+    steps, batch = x.shape[0], seq_lengths.shape
+    t = jnp.arange(steps).reshape((steps,) + (1,) * len(batch))
+    index = jnp.where(t < seq_lengths, seq_lengths - 1 - t, t)  # (T, *B)
+    index = index.reshape(index.shape + (1,) * (x.ndim - index.ndim))
+    return jnp.take_along_axis(x, index, axis=0)
+
+
 def mingru(
     params: MinGRUParams,
     xs: ArrayLike,
@@ -547,6 +560,7 @@ def mingru(
     *,
     seq_lengths: ArrayLike | None = None,
     resets: ArrayLike | None = None,
+    reverse: bool = False,
     time_major: bool = False,
     mode: str = "auto",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -586,6 +600,11 @@ def mingru(
         recurrence this is the step ``a_t = 0``, taken natively by every mode. Resets in the
         padding (``t >= length``) are ignored. :func:`gru_jax.resets_from_segment_ids` builds
         them from packing ids, :func:`gru_jax.segment_ends` finds each segment's last step.
+      reverse: run each sequence's valid prefix from its last step to its first, as
+        :func:`gru_jax.gru`'s ``reverse`` (the backward direction of a bidirectional layer):
+        ``h0`` enters at the last valid step, outputs stay at their own positions, ``h_last``
+        is the state after step 0, and with ``resets`` each segment runs backward alone from
+        its own last step.
       time_major: if True, time is the leading axis of ``xs``, ``ys`` and ``resets``
         (``h0``, ``seq_lengths`` and ``h_last`` are unchanged). The scans run time-major, so this
         layout saves the transposes of ``xs`` and ``ys`` that the batch-major one costs.
@@ -636,7 +655,7 @@ def mingru(
     """
     fn = "mingru"
     input_size, hidden = check_params(fn, params)
-    check_flags(fn, time_major=time_major)
+    check_flags(fn, reverse=reverse, time_major=time_major)
     xs = check_xs(fn, xs, input_size, time_major)
     batch, steps = batch_and_steps(xs, time_major)
     if h0 is not None:
@@ -667,9 +686,13 @@ def mingru(
         layout = (steps, size) if time_major else (size, steps)
         lengths = None if seq_lengths is None else seq_lengths.reshape(size)
         marks = segment_starts(
-            resets.reshape(layout), lengths, reverse=False, time_major=time_major
+            resets.reshape(layout), lengths, reverse=reverse, time_major=time_major
         )
         starts = marks.reshape(steps, *batch, 1)
+    if reverse:  # run forward over each row's valid prefix in reverse order, then undo it
+        xs_t = _reverse_valid(xs_t, seq_lengths)
+        starts = None if starts is None else _reverse_valid(starts, seq_lengths)
+    if starts is not None:
         # a_0 = 0 alone would still compute 0 · h0: NaN for an h0 of Inf or NaN. Replace it.
         h0 = jnp.where(starts[0], jnp.zeros((), acc), h0)
     if mode == "parallel":
@@ -690,5 +713,7 @@ def mingru(
             block = chunk_size
         inner = "sequential" if mode == "sequential" else "parallel"
         hs, h_last = _blocked(params, xs_t, h0, seq_lengths, starts, acc, min(block, steps), inner)
+    if reverse:
+        hs = _reverse_valid(hs, seq_lengths)
     ys = hs if time_major else jnp.moveaxis(hs, 0, -2)
     return ys.astype(dtype), h_last.astype(dtype)

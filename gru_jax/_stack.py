@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -77,19 +80,26 @@ def init_gru_stack(
     )
 
 
-def check_stack(fn: str, params: GRUStackParams) -> tuple[int, int, int, int]:
-    """Check a stack's structure and shapes; return ``(L, D, I, H)``."""
+def check_stack(
+    fn: str,
+    params: Any,
+    check: Callable[[str, Any, str], tuple[int, int]] = check_params,
+    kind: str = "GRUParams",
+) -> tuple[int, int, int, int]:
+    """Check a stack's structure and shapes; return ``(L, D, I, H)``. ``check`` checks one
+    layer's and direction's parameters of type ``kind`` (a GRU's by default, or a minGRU's)."""
     if not isinstance(params, tuple | list) or not params:
         raise TypeError(
-            f"{fn}: params must be a non-empty tuple of layers, each a tuple of GRUParams "
-            f"(as init_gru_stack returns); got {type(params).__name__}"
+            f"{fn}: params must be a non-empty tuple of layers, each a tuple of {kind} "
+            f"(as init_{'gru' if kind == 'GRUParams' else 'mingru'}_stack returns); "
+            f"got {type(params).__name__}"
         )
     num_dirs = None
     input_size = hidden = None
     for layer, directions in enumerate(params):
         if not isinstance(directions, tuple | list) or len(directions) not in (1, 2):
             raise ValueError(
-                f"{fn}: params[{layer}] must be a tuple of 1 or 2 GRUParams (directions); "
+                f"{fn}: params[{layer}] must be a tuple of 1 or 2 {kind} (directions); "
                 f"got {type(directions).__name__} of length "
                 f"{len(directions) if isinstance(directions, tuple | list) else '-'}"
             )
@@ -101,7 +111,7 @@ def check_stack(fn: str, params: GRUStackParams) -> tuple[int, int, int, int]:
                 f"params[{layer}] has {len(directions)}"
             )
         for d, p in enumerate(directions):
-            i, h = check_params(fn, p, f"params[{layer}][{d}]")
+            i, h = check(fn, p, f"params[{layer}][{d}]")
             if hidden is None:
                 input_size, hidden = i, h
             expected_in = input_size if layer == 0 else num_dirs * hidden
@@ -115,7 +125,7 @@ def check_stack(fn: str, params: GRUStackParams) -> tuple[int, int, int, int]:
     return len(params), num_dirs, input_size, hidden
 
 
-def _dropout(key: PRNGKey, rate: float, x: Array) -> Array:
+def dropout(key: PRNGKey, rate: float, x: Array) -> Array:
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)).astype(x.dtype)
 
@@ -211,7 +221,7 @@ def gru_stack(
             finals.append(h_last)
         inputs = outputs[0] if num_dirs == 1 else jnp.concatenate(outputs, axis=-1)
         if dropout_keys is not None and layer < num_layers - 1:
-            inputs = _dropout(dropout_keys[layer], dropout_rate, inputs)
+            inputs = dropout(dropout_keys[layer], dropout_rate, inputs)
     return inputs, jnp.stack(finals)
 
 

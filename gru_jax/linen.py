@@ -8,6 +8,8 @@ Parameter trees (``variables["params"]``):
 * ``GRU``: ``{"layer_0": {"forward": cell_tree, "backward": cell_tree}, "layer_1": ...}``
   (``"backward"`` only when bidirectional). :func:`tree_to_params` turns it into the
   ``params[layer][direction]`` of :func:`gru_jax.gru_stack`, :func:`params_to_tree` back.
+* ``MinGRUCell``, ``MinGRU``: ``{"w_x": (I, 2H), "b_x": (2H,)}``, the fields of
+  :class:`gru_jax.MinGRUParams`; ``MinGRUStack``: ``GRU``'s layout with those leaves.
 """
 
 from __future__ import annotations
@@ -36,12 +38,21 @@ from gru_jax._mingru import (
     mingru_cell,
     two_blocks,
 )
+from gru_jax._mingru_stack import mingru_stack, mingru_stack_cell
 from gru_jax._scan import check_xs
 from gru_jax._stack import gru_stack, gru_stack_cell
 from gru_jax._tree import DIRECTIONS, cast_tree, cell_step, params_to_tree, tree_to_params
 from gru_jax._typing import Array, DTypeLike, Initializer, PRNGKey
 
-__all__ = ["GRU", "GRUCell", "MinGRU", "MinGRUCell", "params_to_tree", "tree_to_params"]
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "MinGRU",
+    "MinGRUCell",
+    "MinGRUStack",
+    "params_to_tree",
+    "tree_to_params",
+]
 
 
 def _check_stored_input_size(fn: str, module: nn.Module, input_size: int) -> None:
@@ -320,9 +331,11 @@ class GRU(nn.Module):
 # ----------------------------------------------------------------------------- minGRU
 
 
-def _declare_mingru_params(module: nn.Module, input_size: int, features: int) -> MinGRUParams:
+def _declare_mingru_params(
+    module: nn.Module, input_size: int, features: int, fn: str | None = None
+) -> MinGRUParams:
     """Declare (or fetch) a minGRU's two parameters ``w_x (I, 2H)``, ``b_x (2H,)``."""
-    fn = type(module).__name__
+    fn = fn or type(module).__name__
     chrono = check_chrono(fn, module.chrono)
     _check_stored_input_size(fn, module, input_size)
     dtype = module.param_dtype
@@ -330,7 +343,7 @@ def _declare_mingru_params(module: nn.Module, input_size: int, features: int) ->
     return MinGRUParams(
         w_x=module.param("w_x", two_blocks(module.kernel_init), (input_size, 2 * features), dtype),
         b_x=module.param("b_x", b_x_init, (2 * features,), dtype),
-        candidate=check_candidate(type(module).__name__, module.candidate),
+        candidate=check_candidate(fn, module.candidate),
     )
 
 
@@ -458,3 +471,158 @@ class MinGRU(nn.Module):
             chunk_size=self.chunk_size,
         )
         return (ys, h_last) if self.return_carry else ys
+
+
+class _MinGRUCellParams(nn.Module):
+    """The two parameters of one (layer, direction) of a :class:`MinGRUStack`."""
+
+    features: int
+    candidate: str
+    param_dtype: DTypeLike
+    kernel_init: Initializer
+    bias_init: Initializer
+    chrono: int | None
+
+    @nn.compact
+    def __call__(self, input_size: int) -> MinGRUParams:
+        return _declare_mingru_params(self, input_size, self.features, "MinGRUStack")
+
+
+class _MinGRULayer(nn.Module):
+    """One layer of a :class:`MinGRUStack`: ``forward`` and, when bidirectional, ``backward``."""
+
+    num_directions: int
+    cell_kwargs: dict[str, Any]
+
+    @nn.compact
+    def __call__(self, input_size: int) -> tuple[MinGRUParams, ...]:
+        return tuple(
+            _MinGRUCellParams(**self.cell_kwargs, name=DIRECTIONS[d])(input_size)
+            for d in range(self.num_directions)
+        )
+
+
+class MinGRUStack(nn.Module):
+    """A multi-layer, optionally bidirectional minGRU: :func:`gru_jax.mingru_stack` on its
+    parameters, with :class:`GRU`'s interface, so that a model swaps one for the other.
+
+    The parameter tree is :class:`GRU`'s layout, ``{"layer_0": {"forward": {"w_x", "b_x"},
+    "backward": ...}, ...}``; the carry is ``(L·D, *B, H)`` as there.
+
+    Attributes:
+      features: ``H``, the state size of every layer and direction.
+      num_layers: ``L``.
+      bidirectional: ``D = 2`` when true; the backward direction runs
+        :func:`gru_jax.mingru` with ``reverse=True``.
+      dropout_rate: dropout between layers (not after the last); its key comes from the
+        ``'dropout'`` rng stream when ``deterministic=False``.
+      candidate, mode, chunk_size: as in :class:`MinGRU`.
+      return_carry: return ``(ys, h_n)`` instead of ``ys``.
+      dtype, param_dtype, kernel_init, bias_init, chrono: as in :class:`MinGRUCell`.
+      time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``.
+
+    One step at a time (sampling, streaming): :meth:`step`, for a unidirectional stack.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from gru_jax.linen import MinGRUStack
+      >>> layer = MinGRUStack(features=8, num_layers=2, bidirectional=True, return_carry=True)
+      >>> xs = jnp.ones((4, 10, 3))                                  # (B, T, I)
+      >>> variables = layer.init(jax.random.key(0), xs)
+      >>> sorted(variables["params"]["layer_1"]["backward"])
+      ['b_x', 'w_x']
+      >>> ys, h_n = layer.apply(variables, xs, seq_lengths=jnp.array([10, 3, 5, 1]))
+      >>> ys.shape, h_n.shape
+      ((4, 10, 16), (4, 4, 8))
+    """
+
+    features: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout_rate: float = 0.0
+    candidate: str = "linear"
+    mode: str = "auto"
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    return_carry: bool = False
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    kernel_init: Initializer = default_kernel_init
+    bias_init: Initializer = default_bias_init
+    time_major: bool = False
+    chrono: int | None = None
+
+    @nn.compact
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        seq_lengths: Array | None = None,
+        resets: Array | None = None,
+        initial_carry: Array | None = None,
+        deterministic: bool = True,
+    ) -> Array | tuple[Array, Array]:
+        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)``, or ``(ys, h_n (L·D, *B, H))``; the other
+        arguments as in :class:`GRU`."""
+        fn = "MinGRUStack"
+        features = check_size(fn, "features", self.features)
+        num_layers = check_size(fn, "num_layers", self.num_layers)
+        chrono = check_chrono(fn, self.chrono)
+        num_directions = 2 if self.bidirectional else 1
+        xs = as_float_array(fn, "xs", xs)
+        if xs.ndim < 2:
+            check_xs(fn, xs, -1)  # raises the core's rank error
+        cell_kwargs = {
+            "features": features,
+            "candidate": check_candidate(fn, self.candidate),
+            "param_dtype": self.param_dtype,
+            "kernel_init": self.kernel_init,
+            "bias_init": self.bias_init,
+            "chrono": chrono,
+        }
+        params = tuple(
+            _MinGRULayer(num_directions, cell_kwargs, name=f"layer_{layer}")(
+                xs.shape[-1] if layer == 0 else num_directions * features
+            )
+            for layer in range(num_layers)
+        )
+        use_dropout = not deterministic and self.dropout_rate > 0 and num_layers > 1
+        params, xs, initial_carry = cast_tree((params, xs, initial_carry), self.dtype)
+        ys, h_n = mingru_stack(
+            params,
+            xs,
+            initial_carry,
+            seq_lengths=seq_lengths,
+            resets=resets,
+            time_major=self.time_major,
+            dropout_rate=self.dropout_rate,
+            deterministic=not use_dropout,
+            key=self.make_rng("dropout") if use_dropout else None,
+            mode=self.mode,
+            chunk_size=self.chunk_size,
+        )
+        return (ys, h_n) if self.return_carry else ys
+
+    def step(self, carry: Array, x: Array) -> Array:
+        """One step of the whole stack: :func:`gru_jax.mingru_stack_cell` on this module's
+        parameters (a unidirectional stack; no dropout). ``carry (L, *B, H)``, ``x (*B, I)`` ->
+        the new carry; call it as ``layer.apply(variables, carry, x, method=MinGRUStack.step)``.
+
+        Example:
+          >>> import jax, jax.numpy as jnp
+          >>> from gru_jax.linen import MinGRUStack
+          >>> layer = MinGRUStack(features=8, num_layers=2)
+          >>> variables = layer.init(jax.random.key(0), jnp.ones((4, 1, 3)))
+          >>> carry = layer.apply(variables, jnp.zeros((2, 4, 8)), jnp.ones((4, 3)),
+          ...                     method=MinGRUStack.step)
+          >>> carry.shape
+          (2, 4, 8)
+        """
+        tree = self.variables["params"]
+        stack = tuple(
+            tuple(
+                MinGRUParams(**layer[d], candidate=self.candidate) for d in DIRECTIONS if d in layer
+            )
+            for layer in (tree[f"layer_{i}"] for i in range(len(tree)))
+        )
+        stack, carry, x = cast_tree((stack, carry, x), self.dtype)
+        return mingru_stack_cell(stack, carry, x)

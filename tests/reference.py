@@ -126,3 +126,52 @@ def np_gru_stack(layers, xs, h0, seq_lengths, resets=None):
             h_n.append(h_last)
         inp = np.concatenate(outs, axis=-1)
     return inp, np.stack(h_n, axis=0)
+
+
+def np_mingru(w_x, b_x, candidate, xs, h0, lengths, resets=None, reverse=False):
+    """Float64 loop of the equations, one example and one step at a time.
+
+    z = σ(x W_z + b_z); v = x W_h + b_h; h̃ = v, or g(v) = v + 0.5 (v ≥ 0) / σ(v) (v < 0);
+    h' = (1 − z) h + z h̃. Past its length an example's state is frozen and its output zero.
+    Where ``resets[b, t]`` (and t < length) the state before step t is zeros. ``reverse`` runs
+    the steps ``length − 1 … 0``; a segment starting at ``t + 1`` then ends before step ``t``.
+    """
+    w_x, b_x, xs = (np.asarray(a, np.float64) for a in (w_x, b_x, xs))
+    batch, steps, _ = xs.shape
+    hidden = w_x.shape[1] // 2
+    h0 = np.zeros((batch, hidden)) if h0 is None else np.asarray(h0, np.float64)
+    lengths = [steps] * batch if lengths is None else [int(n) for n in lengths]
+    ys, h_last = np.zeros((batch, steps, hidden)), np.zeros((batch, hidden))
+    for b in range(batch):
+        h = h0[b].copy()
+        order = range(lengths[b] - 1, -1, -1) if reverse else range(lengths[b])
+        for t in order:
+            if resets is not None and (
+                (t + 1 < lengths[b] and resets[b, t + 1]) if reverse else resets[b, t]
+            ):
+                h = np.zeros(hidden)
+            pre = xs[b, t] @ w_x + b_x
+            z = 1.0 / (1.0 + np.exp(-pre[:hidden]))
+            v = pre[hidden:]
+            if candidate == "g":
+                v = np.array([u + 0.5 if u >= 0 else 1.0 / (1.0 + np.exp(-u)) for u in v])
+            h = (1.0 - z) * h + z * v
+            ys[b, t] = h
+        h_last[b] = h
+    return ys, h_last
+
+
+def np_mingru_stack(layers, candidate, xs, h0, seq_lengths, resets=None):
+    """Multi-layer (optionally bidirectional) minGRU, laid out like :func:`np_gru_stack`:
+    ``layers[l][d] = (w_x, b_x)``; ``h0 (L*D, B, H)`` or ``None``; returns
+    ``(ys (B, T, D*H), h_n (L*D, B, H))``."""
+    inp, num_dirs, h_n = _f64(xs), len(layers[0]), []
+    for li, layer in enumerate(layers):
+        outs = []
+        for d, (w_x, b_x) in enumerate(layer):
+            init = None if h0 is None else h0[li * num_dirs + d]
+            ys, h_last = np_mingru(w_x, b_x, candidate, inp, init, seq_lengths, resets, d == 1)
+            outs.append(ys)
+            h_n.append(h_last)
+        inp = np.concatenate(outs, axis=-1)
+    return inp, np.stack(h_n, axis=0)

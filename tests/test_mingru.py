@@ -23,6 +23,7 @@ import pytest
 from flax import nnx
 from helpers import randomize
 from jax.test_util import check_grads
+from reference import np_mingru
 
 import gru_jax
 import gru_jax.linen
@@ -45,35 +46,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # ----------------------------------------------------------------------------- reference
 
 
-def np_mingru(w_x, b_x, candidate, xs, h0, lengths, resets=None):
-    """Float64 loop of the equations, one example and one step at a time.
-
-    z = σ(x W_z + b_z); v = x W_h + b_h; h̃ = v, or g(v) = v + 0.5 (v ≥ 0) / σ(v) (v < 0);
-    h' = (1 − z) h + z h̃. Past its length an example's state is frozen and its output zero.
-    Where ``resets[b, t]`` (and t < length) the state before step t is zeros.
-    """
-    w_x, b_x, xs = (np.asarray(a, np.float64) for a in (w_x, b_x, xs))
-    batch, steps, _ = xs.shape
-    hidden = w_x.shape[1] // 2
-    h0 = np.zeros((batch, hidden)) if h0 is None else np.asarray(h0, np.float64)
-    lengths = [steps] * batch if lengths is None else [int(n) for n in lengths]
-    ys, h_last = np.zeros((batch, steps, hidden)), np.zeros((batch, hidden))
-    for b in range(batch):
-        h = h0[b].copy()
-        for t in range(lengths[b]):
-            if resets is not None and resets[b, t]:
-                h = np.zeros(hidden)
-            pre = xs[b, t] @ w_x + b_x
-            z = 1.0 / (1.0 + np.exp(-pre[:hidden]))
-            v = pre[hidden:]
-            if candidate == "g":
-                v = np.array([u + 0.5 if u >= 0 else 1.0 / (1.0 + np.exp(-u)) for u in v])
-            h = (1.0 - z) * h + z * v
-            ys[b, t] = h
-        h_last[b] = h
-    return ys, h_last
-
-
 def random_params(key, candidate="linear", dtype=jnp.float64, input_size=I, hidden=H):
     """init_mingru with random non-zero biases, so that the bias blocks matter."""
     p = init_mingru(key, input_size, hidden, candidate=candidate, dtype=dtype)
@@ -88,9 +60,18 @@ def data():
     return xs, h0
 
 
-@functools.partial(jax.jit, static_argnames=("mode",))
-def run(params, xs, h0, lengths, resets=None, *, mode):
-    return mingru(params, xs, h0, seq_lengths=lengths, resets=resets, mode=mode, chunk_size=CHUNK)
+@functools.partial(jax.jit, static_argnames=("mode", "reverse"))
+def run(params, xs, h0, lengths, resets=None, *, mode, reverse=False):
+    return mingru(
+        params,
+        xs,
+        h0,
+        seq_lengths=lengths,
+        resets=resets,
+        reverse=reverse,
+        mode=mode,
+        chunk_size=CHUNK,
+    )
 
 
 @pytest.mark.parametrize("candidate", ["linear", "g"])
@@ -106,6 +87,19 @@ def test_values_match_numpy_reference(data, mode, candidate):
         ys_ref, h_ref = np_mingru(params.w_x, params.b_x, candidate, xs, h, lengths, resets)
         np.testing.assert_allclose(ys, ys_ref, rtol=tol, atol=tol)
         np.testing.assert_allclose(h_last, h_ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reverse_matches_numpy_reference(data, mode):
+    """``reverse=True`` runs each valid prefix backward (h0 enters at the last valid step, the
+    padding stays zeros, a segment runs backward from its own last step), like gru's."""
+    xs, h0 = data
+    params = random_params(jax.random.key(0), "g")
+    for h, lengths, resets in ((None, None, None), (h0, LENGTHS, None), (h0, LENGTHS, RESETS)):
+        ys, h_last = run(params, xs, h, lengths, resets, mode=mode, reverse=True)
+        ys_ref, h_ref = np_mingru(params.w_x, params.b_x, "g", xs, h, lengths, resets, True)
+        np.testing.assert_allclose(ys, ys_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(h_last, h_ref, rtol=1e-12, atol=1e-12)
 
 
 def test_candidate_g_is_positive_and_matches_its_definition():
@@ -180,16 +174,17 @@ def test_sequential_large_blocks_agree_with_parallel():
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("resets", [None, RESETS], ids=["no_resets", "resets"])
+@pytest.mark.parametrize("resets", [None, RESETS], ids=["no_resets", "resets_reverse"])
 @pytest.mark.parametrize("mode", MODES)
 def test_check_grads_float64_both_modes_of_autodiff(data, mode, resets):
-    """With resets, forward mode also checks that a reset step's ``a`` has a zero tangent."""
+    """With resets, forward mode also checks that a reset step's ``a`` has a zero tangent;
+    that case runs in ``reverse`` (its permutations of the steps are differentiated too)."""
     xs, h0 = data
     params = random_params(jax.random.key(5), "g")
 
     @jax.jit
     def f(params, xs, h0):
-        ys, h_last = run(params, xs, h0, LENGTHS, resets, mode=mode)
+        ys, h_last = run(params, xs, h0, LENGTHS, resets, mode=mode, reverse=resets is not None)
         return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(h_last**2)
 
     check_grads(f, (params, xs, h0), order=1, modes=("rev", "fwd"), atol=1e-6, rtol=1e-6)

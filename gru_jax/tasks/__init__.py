@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 
-from gru_jax.tasks._base import Batch, Source, Splits, Task, make_gru
+from gru_jax.tasks._base import CELLS, Batch, Source, Splits, Task, make_gru, make_rnn
 
 TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq")
 """The built-in tasks, one module of :mod:`gru_jax.tasks` each."""
@@ -23,6 +23,7 @@ TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq")
 _REGISTERED: dict[str, Task] = {}
 
 __all__ = [
+    "CELLS",
     "TASK_NAMES",
     "Batch",
     "Source",
@@ -31,6 +32,7 @@ __all__ = [
     "data_configs",
     "get_task",
     "make_gru",
+    "make_rnn",
     "register_task",
     "task_names",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 import flax.linen as nn
 
 from gru_jax._typing import Array, PRNGKey
-from gru_jax.linen import GRU
+from gru_jax.linen import GRU, MinGRUStack
 
 Batch = Mapping[str, Array]
 """A batch of a task: named arrays (e.g. ``inputs``, ``targets``, ``lengths``), batch-major."""
@@ -75,8 +75,22 @@ class Task:
     report: Callable[[nn.Module, Params, Splits, PRNGKey, Path], dict[str, Any]] | None = None
 
 
-GRU_FIELDS = ("hidden_size", "num_layers", "reset_after", "dropout_rate", "unroll", "chrono")
-"""The ``model:`` config keys that every task's model passes to its GRU."""
+GRU_FIELDS = (
+    "cell",
+    "hidden_size",
+    "num_layers",
+    "reset_after",
+    "dropout_rate",
+    "unroll",
+    "chrono",
+)
+"""The ``model:`` config keys that every task's model passes to its recurrent layer."""
+
+CELLS = ("gru", "mingru")
+"""The values of ``model.cell``: :class:`gru_jax.linen.GRU` or
+:class:`gru_jax.linen.MinGRUStack`."""
+
+_GRU_ONLY = ("reset_after", "unroll")  # options the minGRU does not have
 
 
 def gru_fields(config: Any) -> dict[str, Any]:
@@ -84,8 +98,34 @@ def gru_fields(config: Any) -> dict[str, Any]:
     return {name: getattr(config, name) for name in GRU_FIELDS}
 
 
-def make_gru(config: Any, **kwargs: Any) -> GRU:
-    """The :class:`gru_jax.linen.GRU` that a model config (or module) describes; ``kwargs`` add
-    or override options such as ``return_carry`` or ``bidirectional``."""
+def make_rnn(config: Any, **kwargs: Any) -> GRU | MinGRUStack:
+    """The recurrent layer that a model config (or module) describes: a
+    :class:`gru_jax.linen.GRU` for ``cell: gru``, a :class:`gru_jax.linen.MinGRUStack` for
+    ``cell: mingru``. Both take the same call (``seq_lengths``, ``resets``, ``initial_carry``,
+    ``deterministic``), return the same ``(L·D, B, H)`` carry and have ``step``. ``kwargs`` add
+    or override options such as ``return_carry`` or ``bidirectional``.
+
+    ``reset_after`` and ``unroll`` are the GRU's options: with ``cell: mingru`` they must keep
+    their defaults (``ModelConfig.validate`` says so for a config).
+
+    Example:
+      >>> from gru_jax.tasks import make_rnn
+      >>> from gru_jax.train import ModelConfig
+      >>> type(make_rnn(ModelConfig(cell="mingru", num_layers=2))).__name__
+      'MinGRUStack'
+    """
     fields = gru_fields(config)
-    return GRU(fields.pop("hidden_size"), **(fields | kwargs))
+    cell, features = fields.pop("cell"), fields.pop("hidden_size")
+    if cell == "gru":
+        return GRU(features, **(fields | kwargs))
+    if cell != "mingru":
+        raise ValueError(f"make_rnn: cell must be one of {list(CELLS)}; got {cell!r}")
+    for name in _GRU_ONLY:
+        value = fields.pop(name)
+        if value != getattr(GRU, name):  # the GRU's default: False, 1
+            raise ValueError(f"make_rnn: {name}={value!r} applies to cell 'gru' only")
+    return MinGRUStack(features, **(fields | kwargs))
+
+
+make_gru = make_rnn
+"""The earlier name of :func:`make_rnn` (it builds the GRU for ``cell: gru``, the default)."""

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax._schema import check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,10 +63,11 @@ class AddingModel(nn.Module):
     dropout_rate: float = 0.0
     unroll: int = 1
     chrono: int | None = None
+    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
-        _, h_n = make_gru(self, return_carry=True)(batch["inputs"], deterministic=not train)
+        _, h_n = make_rnn(self, return_carry=True)(batch["inputs"], deterministic=not train)
         return nn.Dense(1)(h_n[-1])[..., 0]
 
 

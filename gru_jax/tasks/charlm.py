@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gru_jax._schema import ConfigError, check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
 
 LAYOUTS = ("stream", "padded", "packed")
 """The values of ``data.layout``: windows of the corpus stream, one sentence per padded row, or
@@ -584,10 +584,11 @@ class CharLM(nn.Module):
     dropout_rate: float = 0.0
     unroll: int = 1
     chrono: int | None = None
+    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     def setup(self) -> None:
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.gru = make_gru(self, return_carry=True)
+        self.gru = make_rnn(self, return_carry=True)
         self.head = nn.Dense(self.vocab_size)
 
     def logits_and_carry(

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from gru_jax._schema import check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,11 +75,12 @@ class CopyModel(nn.Module):
     dropout_rate: float = 0.0
     unroll: int = 1
     chrono: int | None = None
+    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
         x = nn.Embed(self.num_symbols + 2, self.embed_dim)(batch["inputs"])
-        ys = make_gru(self)(x, deterministic=not train)
+        ys = make_rnn(self)(x, deterministic=not train)
         return nn.Dense(self.num_symbols + 1)(ys)  # (B, T, 1 + num_symbols) logits
 
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gru_jax._schema import ConfigError, check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,10 +139,11 @@ class ForecastModel(nn.Module):
     dropout_rate: float = 0.0
     unroll: int = 1
     chrono: int | None = None
+    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
-        _, h_n = make_gru(self, return_carry=True)(batch["inputs"], deterministic=not train)
+        _, h_n = make_rnn(self, return_carry=True)(batch["inputs"], deterministic=not train)
         # Predict the change from the last seen value; persistence is then the zero function.
         return batch["inputs"][:, -1, :] + nn.Dense(self.horizon)(h_n[-1])
 

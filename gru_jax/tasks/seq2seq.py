@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gru_jax._schema import ConfigError, check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_gru
+from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
 
 PAD, BOS, EOS = 0, 1, 2
 """The special tokens (padding, beginning and end of sequence); the letters follow them."""
@@ -121,13 +121,14 @@ class Seq2Seq(nn.Module):
     dropout_rate: float = 0.0
     unroll: int = 1
     chrono: int | None = None
+    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     def setup(self) -> None:
         self.source_embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.encoder = make_gru(self, bidirectional=True, return_carry=True)
+        self.encoder = make_rnn(self, bidirectional=True, return_carry=True)
         self.bridge = nn.Dense(self.hidden_size)
         self.target_embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.decoder = make_gru(self, return_carry=True)
+        self.decoder = make_rnn(self, return_carry=True)
         self.head = nn.Dense(self.vocab_size)
 
     def encode(

@@ -35,12 +35,15 @@ _SEED_MAX = 2**32 - 2
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The GRU model shared by every task (each task adds its own embedding and head).
+    """The recurrent model shared by every task (each task adds its own embedding and head).
 
     Each field declares its range with :func:`setting`: sizes at least 1, ``dropout_rate`` in
-    ``[0, 1)``.
+    ``[0, 1)``. ``cell`` picks the recurrent layer: ``"gru"`` (:class:`gru_jax.linen.GRU`) or
+    ``"mingru"`` (:class:`gru_jax.linen.MinGRUStack`); ``reset_after`` and ``unroll`` are the
+    GRU's alone, so with ``mingru`` they must keep their defaults.
     """
 
+    cell: str = setting("gru", one_of=("gru", "mingru"))
     hidden_size: int = setting(64, ge=1)
     num_layers: int = setting(1, ge=1)
     reset_after: bool = setting(False)
@@ -50,6 +53,21 @@ class ModelConfig:
     # Chrono initialisation of the update-gate bias for memories of up to this many steps
     # (gru_jax.init_gru's chrono); null: the default initialisation.
     chrono: int | None = setting(None, ge=3)
+
+    def validate(self) -> None:
+        """The GRU-only keys keep their defaults when ``cell`` is ``mingru``."""
+        if self.cell != "mingru":
+            return
+        if self.reset_after:
+            raise ConfigError(
+                "config keys 'model.cell' (mingru) and 'model.reset_after' (true) must satisfy "
+                "reset_after == false unless cell == gru (a minGRU has no reset gate)"
+            )
+        if self.unroll != 1:
+            raise ConfigError(
+                f"config keys 'model.cell' (mingru) and 'model.unroll' ({self.unroll}) must "
+                "satisfy unroll == 1 unless cell == gru (a minGRU picks its own scan)"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
