@@ -400,6 +400,17 @@ CROSS_KEY = [
     ),
     (
         "adding.yaml",
+        ["target_vs_baseline=0.5"],
+        "config keys 'target' (0.01) and 'target_vs_baseline' (0.5) exclude each other: give one",
+    ),
+    (
+        "adding.yaml",
+        ["model.cell=mingru", "model.reset_after=true"],
+        "config keys 'model.cell' (mingru) and 'model.reset_after' (true) must satisfy "
+        "reset_after == false unless cell == gru (a minGRU has no reset gate)",
+    ),
+    (
+        "adding.yaml",
         ["train.num_devices=3"],
         "config keys 'train.batch_size' (64) and 'train.num_devices' (3) must satisfy "
         "batch_size % num_devices == 0",

@@ -97,6 +97,10 @@ def test_copy_generator_and_memoryless_baseline():
     ce = np.concatenate([np.zeros(11), np.full(4, math.log(5))]).mean()
     assert baseline(data) == pytest.approx(ce)
     assert baseline(CopyData(delay=50)) == pytest.approx(10 * math.log(8) / 70)
+    # configs/copy_long.yaml: the paper's 10·ln 8 / 1020 ≈ 0.0204
+    assert baseline(load_config(CONFIGS / "copy_long.yaml").data) == pytest.approx(
+        0.020387, abs=1e-6
+    )
 
 
 def test_forecast_series_and_persistence_baseline():
@@ -193,6 +197,9 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
 SMOKE = {
     "adding": ["data.seq_len=8", "model.hidden_size=8"],
     "copy": ["data.delay=4", "data.copy_len=3", "model.hidden_size=8"],
+    # the long-memory configs at their own lengths (T = 600 and 1020), with a tiny model
+    "adding_long": ["model.hidden_size=8"],
+    "copy_long": ["model.hidden_size=8", "model.embed_dim=4"],
     "forecast": [
         "data.context=8",
         "data.horizon=4",
@@ -229,7 +236,11 @@ def test_smoke_run_of_every_config_through_the_cli(name, tmp_path, capsys):
         "wall_seconds",
     ):
         assert key in summary
-    assert summary["task"] == name and summary["steps"] == 4 and math.isfinite(summary["value"])
+    config = load_config(CONFIGS / f"{name}.yaml")
+    assert summary["task"] == config.task and summary["steps"] == 4
+    assert math.isfinite(summary["value"])
+    if config.target_vs_baseline is not None:  # resolved against the baseline of the data
+        assert summary["target"] == pytest.approx(config.target_vs_baseline * summary["baseline"])
     written = out.splitlines()[1].removeprefix(f"results in {tmp_path}/: ").split(", ")
     assert {"checkpoints/", "config.yaml", "metrics.jsonl", "summary.json"} <= set(written)
     assert {w for w in written if w.startswith("plots/")} == {

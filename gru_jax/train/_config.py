@@ -108,7 +108,8 @@ class TrainConfig:
 class Config:
     """A whole training config. ``data`` is the task's own dataclass; ``seed`` is in
     ``[0, 2**32 - 2]`` (the evaluation data uses ``seed + 1``), ``target`` any finite float or
-    ``None``."""
+    ``None``; ``target_vs_baseline`` (above 0, or ``None``) states the target as that multiple
+    of the task's baseline instead, resolved at the end of the run."""
 
     task: str
     data: Any
@@ -117,6 +118,16 @@ class Config:
     seed: int = setting(0, ge=0, le=_SEED_MAX)
     # The metric value the run aims for (None: no target); any finite float.
     target: float | None = setting(None, may_change=True)
+    # Or the target as a multiple of the task's baseline (0.5: half the baseline's value).
+    target_vs_baseline: float | None = setting(None, gt=0, may_change=True)
+
+    def validate(self) -> None:
+        """At most one of ``target`` and ``target_vs_baseline``."""
+        if self.target is not None and self.target_vs_baseline is not None:
+            raise ConfigError(
+                f"config keys 'target' ({self.target}) and 'target_vs_baseline' "
+                f"({self.target_vs_baseline}) exclude each other: give one"
+            )
 
 
 # ---------------------------------------------------------------------------------- checking
@@ -440,7 +451,7 @@ def config_differences(
     else:
         differing += _differences(saved.get("data"), config.data, "data.")
     if evaluating:
-        ignored = ("seed", "target", "train")
+        ignored = ("seed", "target", "target_vs_baseline", "train")
         differing = [k for k in differing if k.split(".")[0] not in ignored]
     return sorted(differing)
 

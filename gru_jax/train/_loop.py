@@ -699,6 +699,13 @@ def train_and_evaluate(
     return _finish(run, state, workdir, value, wall_seconds, manager)
 
 
+def resolve_target(config: Config, baseline: float) -> float | None:
+    """The run's target value: ``target``, or ``target_vs_baseline × baseline``, or ``None``."""
+    if config.target_vs_baseline is not None:
+        return config.target_vs_baseline * baseline
+    return config.target
+
+
 def _finish(
     run: _Run,
     state: State,
@@ -715,7 +722,7 @@ def _finish(
         )
     splits = Splits(config.data, run.source, run.eval_source)
     baseline = float(run.task.baseline(splits))
-    target = config.target
+    target = resolve_target(config, baseline)
     reached = (
         None
         if target is None
