@@ -4,6 +4,7 @@
 torch/Flax/Keras/Equinox. See :func:`gru_jax.gru_cell` for the exact equations.
 """
 
+import gru_jax._serialization  # noqa: F401  (registers the parameter classes with jax.export)
 from gru_jax._cell import (
     GRUParams,
     default_bias_init,

@@ -125,3 +125,9 @@ def check_chrono(fn: str, chrono: object) -> int | None:
     if chrono < 3:
         raise ValueError(f"{fn}: chrono must be {expected}; got {chrono}")
     return operator.index(chrono)
+
+
+def known_dim(dim: object) -> bool:
+    """Whether an array dimension is a concrete int; under ``jax.export`` with symbolic shapes it
+    may be a symbolic expression, which a plan must not compare with a threshold."""
+    return isinstance(dim, int)

@@ -78,7 +78,10 @@ SMALL_BLOCK, LARGE_BLOCK, LARGE_BLOCK_FLOPS = 16, 128, 2**17
 
 
 def sequential_block(batch_size: int, input_size: int, hidden_size: int) -> int:
-    """The block length of ``mode="sequential"`` for these sizes (see ``LARGE_BLOCK_FLOPS``)."""
+    """The block length of ``mode="sequential"`` for these sizes (see ``LARGE_BLOCK_FLOPS``);
+    ``SMALL_BLOCK`` for a symbolic batch (``jax.export``), which may be small."""
+    if not _checks.known_dim(batch_size):
+        return SMALL_BLOCK
     flops_per_step = 2 * batch_size * input_size * 2 * hidden_size
     return LARGE_BLOCK if flops_per_step >= LARGE_BLOCK_FLOPS else SMALL_BLOCK
 
@@ -269,10 +272,10 @@ def _parallel(a: Array, b: Array) -> Array:
 
 def _chunked(a: Array, b: Array, chunk_size: int) -> Array:
     steps = a.shape[0]
-    size = min(chunk_size, steps)
+    size = min(chunk_size, steps) if _checks.known_dim(steps) else chunk_size
     blocks = -(-steps // size)
     pad = blocks * size - steps
-    if pad:  # identity steps (a = 1, b = 0) at the end change nothing before them
+    if not _checks.known_dim(pad) or pad:  # identity steps (a = 1, b = 0) change nothing before
         a = jnp.concatenate([a, jnp.ones((pad, *a.shape[1:]), a.dtype)])
         b = jnp.concatenate([b, jnp.zeros((pad, *b.shape[1:]), b.dtype)])
     a = a.reshape(blocks, size, *a.shape[1:])
@@ -327,13 +330,26 @@ def resolve_mode(mode: str, steps: int, backend: str | None = None) -> str:
     XLA:CPU: ``"sequential"`` (measured fastest, or close, at every ``T``). GPU and TPU:
     ``"parallel"`` from :data:`AUTO_PARALLEL_MIN_T` steps on, ``"sequential"`` below (from the
     paper and general evidence, not measured here). Any other mode is returned unchanged.
+
+    A symbolic ``steps`` (``jax.export``): ``"sequential"`` on CPU, ``"chunked"`` elsewhere
+    (parallel within blocks of a fixed length); ``"parallel"`` itself cannot take a symbolic
+    time axis (``lax.associative_scan`` needs its length) and is refused.
     """
+    known = _checks.known_dim(steps)
+    if mode == "parallel" and not known:
+        raise ValueError(
+            f"mingru: mode='parallel' needs a known number of steps (lax.associative_scan "
+            f"cannot take a symbolic length); got T = {steps}. Use mode='chunked' (parallel "
+            "within blocks, exact), 'sequential' or 'auto'"
+        )
     if mode != "auto":
         return mode
     backend = jax.default_backend() if backend is None else backend
-    if backend == "cpu" or steps < AUTO_PARALLEL_MIN_T:
+    if backend == "cpu":
         return "sequential"
-    return "parallel"
+    if not known:
+        return "chunked"
+    return "sequential" if steps < AUTO_PARALLEL_MIN_T else "parallel"
 
 
 def linear_recurrence(
@@ -477,7 +493,7 @@ def _blocked(
     steps, batch = xs_t.shape[0], xs_t.shape[1:-1]
     blocks = -(-steps // block)
     pad = blocks * block - steps
-    if pad:
+    if not _checks.known_dim(pad) or pad:  # a symbolic T (jax.export): padded, maybe by 0 steps
         xs_t = jnp.concatenate([xs_t, jnp.zeros((pad, *xs_t.shape[1:]), xs_t.dtype)])
         # The padding steps must be identity steps, even for a (traced) length above T.
         limit = jnp.full(batch, steps) if limit is None else jnp.minimum(limit, steps)
@@ -667,7 +683,7 @@ def mingru(
 
     dtype = compute_dtype(xs, *jax.tree.leaves(params), *([] if h0 is None else [h0]))
     acc = jnp.promote_types(dtype, jnp.float32)
-    if steps == 0:
+    if _checks.known_dim(steps) and steps == 0:
         h_last = jnp.zeros((*batch, hidden), dtype) if h0 is None else h0.astype(dtype)
         empty = (0, *batch, hidden) if time_major else (*batch, 0, hidden)
         return jnp.zeros(empty, dtype), h_last
@@ -712,7 +728,9 @@ def mingru(
         else:
             block = chunk_size
         inner = "sequential" if mode == "sequential" else "parallel"
-        hs, h_last = _blocked(params, xs_t, h0, seq_lengths, starts, acc, min(block, steps), inner)
+        if _checks.known_dim(steps):  # else symbolic (jax.export): blocks of the full length
+            block = min(block, steps)
+        hs, h_last = _blocked(params, xs_t, h0, seq_lengths, starts, acc, block, inner)
     if reverse:
         hs = _reverse_valid(hs, seq_lengths)
     ys = hs if time_major else jnp.moveaxis(hs, 0, -2)

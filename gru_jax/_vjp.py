@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
+from gru_jax import _checks
 from gru_jax._typing import Array, DTypeLike
 
 Gates = tuple[Array, Array, Array]  # one array per gate, (z, r, n)
@@ -792,6 +793,7 @@ def default_chunk(steps: int) -> int:
 # Tuned on XLA:CPU, 2 cores (AMD EPYC, AVX-512); see plan() and the README's Performance section.
 _CPU_CHUNK_ROWS = 1024  # rows (N·K) of a chunk's input-projection matmul
 _CPU_SMALL_STEP_FLOPS = 4e6  # below this, a step is loop-overhead bound
+SYMBOLIC_CHUNK = 32  # steps per chunk when the batch or the length is symbolic (jax.export)
 
 
 def plan(
@@ -819,16 +821,25 @@ def plan(
     before the loop (``hoist``) and stored gates.
     """
     backend = jax.default_backend() if backend is None else backend
-    chunk = _pick_chunk(steps, -(-_CPU_CHUNK_ROWS // max(batch, 1)))
+    # Under jax.export a dimension may be symbolic (not an int): a plan must not compare it
+    # with a threshold. It then takes the arrangement it would take at any size: chunks of a
+    # fixed length (the padding to a multiple of it is symbolic), and for an unknown batch the
+    # stored gates.
+    known_steps, known_batch = _checks.known_dim(steps), _checks.known_dim(batch)
+    target = -(-_CPU_CHUNK_ROWS // max(batch, 1)) if known_batch else SYMBOLIC_CHUNK
+    chunk = _pick_chunk(steps, target) if known_steps else target
+    several_steps = not known_steps or steps > 1
     if backend == "cpu":
-        fwd_chunk = chunk if steps > 1 else 0
+        fwd_chunk = chunk if several_steps else 0
         hoist = False
-        small = 2.0 * batch * (input_size + hidden) * 3 * hidden < _CPU_SMALL_STEP_FLOPS
-        recompute = small and steps > 1
+        small = known_batch and 2.0 * batch * (input_size + hidden) * 3 * hidden < (
+            _CPU_SMALL_STEP_FLOPS
+        )
+        recompute = small and several_steps
     else:
         fwd_chunk, hoist, recompute = 0, True, False
     if remat:
-        train_chunk = _pick_chunk(steps, default_chunk(steps))
+        train_chunk = _pick_chunk(steps, default_chunk(steps)) if known_steps else SYMBOLIC_CHUNK
     else:
         train_chunk = chunk
     return Plan(

@@ -101,3 +101,19 @@ def test_bench_resets_report_is_complete(tmp_path, capsys):
                 assert c["ratio_to_plain"] == pytest.approx(c["median_ms"] / plain)
     assert bench_resets.main(["--shapes", "2x6x3"]) == 2
     assert capsys.readouterr().err.strip().startswith("bench_resets: error: a shape is BxTxIxH")
+
+
+def test_bench_export_report_is_complete(tmp_path, capsys):
+    bench_export = load("bench_export")
+    out = tmp_path / "export.json"
+    argv = ["--shapes", "2x6x3x4", "--repeats", "2", "--min-time", "0.001", "--out", str(out)]
+    assert bench_export.main(argv) == 0
+    data = json.loads(out.read_text())
+    assert "export b,t" in out.with_suffix(".md").read_text()
+    for variant in ("reset_after=True", "reset_after=False"):
+        cases = data["results"][f"2x6x3x4 {variant}"]
+        assert set(cases) == set(bench_export.CASES) and cases["jit"]["ratio_to_jit"] == 1.0
+        for c in cases.values():
+            assert c["min_ms"] <= c["median_ms"] <= c["max_ms"]
+    assert bench_export.main(["--repeats", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "bench_export: error: --repeats must be >= 1"

@@ -14,7 +14,7 @@ from reference import np_mingru_stack
 
 import gru_jax.linen
 from gru_jax import init_mingru_stack, mingru_stack, mingru_stack_cell
-from gru_jax.tasks import TASK_NAMES, get_task, make_rnn
+from gru_jax.tasks import charlm, get_task, make_rnn, seq2seq
 from gru_jax.train import ConfigError, ModelConfig, load_config
 
 B, T, I, H, L = 3, 6, 4, 5, 2
@@ -152,21 +152,36 @@ def test_bad_inputs(call, error, message):
 # ------------------------------------------------------------------------ the config key
 
 
-@pytest.mark.parametrize("name", TASK_NAMES)
-def test_every_task_builds_a_mingru_model(name):
-    """``model.cell: mingru`` gives each task a minGRU model (its recurrent layer's leaves are
-    w_x and b_x only) whose loss is finite; seq2seq's encoder is bidirectional."""
-    sets = ["model.cell=mingru", "model.hidden_size=4", "model.embed_dim=4", "model.num_layers=2"]
-    config = load_config(f"configs/{name}.yaml", sets)
-    task = get_task(name)
+@pytest.mark.parametrize(
+    ("config", "sets"),
+    [
+        ("seq2seq", ["data.max_len=4"]),
+        ("charlm_packed", ["data.corpus_chars=2000", "data.seq_len=32"]),
+    ],
+    ids=["seq2seq", "charlm_packed"],
+)
+def test_mingru_models_decode_and_sample(config, sets):
+    """``model.cell: mingru`` in the two tasks that use more than a one-way stack: seq2seq's
+    bidirectional encoder (with lengths) and one-step greedy decoding, charlm's packed rows
+    (resets and lengths) and one-step sampling. The recurrent leaves are w_x and b_x only.
+    (Every task's CLI smoke run with a minGRU: tests/test_train.py, ``copy_long`` there.)"""
+    sets = [*sets, "model.cell=mingru", "model.hidden_size=4", "model.embed_dim=4"]
+    config = load_config(f"configs/{config}.yaml", [*sets, "model.num_layers=2"])
+    task = get_task(config.task)
     model = task.make_model(config.model, config.data)
     batch = task.make_source(config.data, 0).batch(jax.random.key(1), 2)
     params = model.init(jax.random.key(0), batch)
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
     rnn_leaves = {p.rsplit("'", 2)[-2] for p in paths if "layer_" in p}
     assert rnn_leaves == {"w_x", "b_x"}, paths
-    assert any("backward" in p for p in paths) == (name == "seq2seq")
+    assert any("backward" in p for p in paths) == (config.task == "seq2seq")
     assert np.isfinite(task.loss(model.apply(params, batch), batch))
+    if config.task == "seq2seq":
+        tokens = seq2seq.greedy_decode(model, params, batch["source"], batch["source_lengths"], 3)
+        assert tokens.shape == (2, 3)
+    else:
+        (text,) = charlm.sample(model, params, "the ", 5, jax.random.key(2), sentences=True)
+        assert len(text) >= 5
 
 
 def test_make_rnn_picks_the_cell():

@@ -197,9 +197,15 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
 SMOKE = {
     "adding": ["data.seq_len=8", "model.hidden_size=8"],
     "copy": ["data.delay=4", "data.copy_len=3", "model.hidden_size=8"],
-    # the long-memory configs at their own lengths (T = 600 and 1020), with a tiny model
+    # the long-memory configs at their own lengths (T = 600 and 1020), with a tiny model; the
+    # copy run with the minGRU cell (a two-layer MinGRUStack), through the CLI and eval
     "adding_long": ["model.hidden_size=8"],
-    "copy_long": ["model.hidden_size=8", "model.embed_dim=4"],
+    "copy_long": [
+        "model.hidden_size=8",
+        "model.embed_dim=4",
+        "model.cell=mingru",
+        "model.num_layers=2",
+    ],
     "forecast": [
         "data.context=8",
         "data.horizon=4",
