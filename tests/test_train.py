@@ -25,8 +25,10 @@ from gru_jax.tasks.forecast import ForecastData, mackey_glass, persistence_mse
 from gru_jax.train import (
     CheckpointError,
     ConfigError,
+    TrainConfig,
     evaluate_checkpoint,
     load_config,
+    make_optimizer,
     train_and_evaluate,
 )
 
@@ -498,3 +500,19 @@ def test_sigkill_at_a_random_step_then_resume_equals_straight_run(tmp_path, stra
     assert resumed.wait(timeout=240) == 0, resumed.communicate()[1]
     resumed.communicate()
     _assert_same_run(tmp_path / "killed", straight_long)
+
+
+def test_skip_nonfinite_leaves_the_state_unchanged():
+    """``train.skip_nonfinite``: a step with a NaN (or Inf) gradient changes nothing; a finite
+    one updates as without the key (``optax.apply_if_finite``)."""
+    params = {"w": jnp.ones(3)}
+    finite, bad = {"w": jnp.full(3, 0.5)}, {"w": jnp.array([1.0, jnp.nan, jnp.inf])}
+    plain_opt, _ = make_optimizer(TrainConfig(warmup_steps=0))
+    opt, _ = make_optimizer(TrainConfig(warmup_steps=0, skip_nonfinite=2))
+    state = opt.init(params)
+    updates, state = opt.update(bad, state, params)
+    assert np.array_equal(updates["w"], np.zeros(3)) and int(state.notfinite_count) == 1
+    updates, state = opt.update(finite, state, params)
+    want, _ = plain_opt.update(finite, plain_opt.init(params), params)
+    np.testing.assert_array_equal(updates["w"], want["w"])
+    assert int(state.notfinite_count) == 0 and int(state.total_notfinite) == 1

@@ -87,6 +87,9 @@ class TrainConfig:
     end_learning_rate_ratio: float = setting(0.1, ge=0, le=1)
     weight_decay: float = setting(0.0, ge=0)
     grad_clip: float = setting(1.0, gt=0)
+    # Skip up to this many consecutive steps whose gradient is not finite (an exploding
+    # gradient that overflowed): optax.apply_if_finite. 0 skips none.
+    skip_nonfinite: int = setting(0, ge=0)
     log_every: int = setting(50, ge=1, may_change=True)
     eval_every: int = setting(500, ge=1, may_change=True)
     eval_batches: int = setting(8, ge=1, may_change=True)

@@ -120,7 +120,11 @@ def make_mesh(num_devices: int = 0) -> Mesh:
 def make_optimizer(train: TrainConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """AdamW with global-norm clipping and a linear-warmup + cosine-decay learning rate.
 
-    The warmup is clamped to ``steps - 1`` so that tiny smoke runs stay valid.
+    The warmup is clamped to ``steps - 1`` so that tiny smoke runs stay valid. With
+    ``skip_nonfinite > 0`` the whole chain is wrapped in ``optax.apply_if_finite``: a step whose
+    gradient holds an Inf or NaN leaves the parameters and the optimiser's moments unchanged
+    (up to that many such steps in a row; then the update is applied, and training fails
+    visibly).
     """
     warmup = min(train.warmup_steps, max(train.steps - 1, 0))
     schedule = optax.warmup_cosine_decay_schedule(
@@ -134,6 +138,8 @@ def make_optimizer(train: TrainConfig) -> tuple[optax.GradientTransformation, op
         optax.clip_by_global_norm(train.grad_clip),
         optax.adamw(schedule, weight_decay=train.weight_decay),
     )
+    if train.skip_nonfinite:
+        optimizer = optax.apply_if_finite(optimizer, max_consecutive_errors=train.skip_nonfinite)
     return optimizer, schedule
 
 
