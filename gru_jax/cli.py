@@ -6,6 +6,7 @@
                          [--coordinator HOST:PORT --num-processes N --process-id I]
                          [--init-timeout S] [--heartbeat-timeout S] [--distributed]
     gru-jax eval CONFIG --workdir DIR [--seed N] [--set key=value ...]
+    gru-jax export CONFIG --workdir DIR --out FILE [--platforms cpu,cuda,...] [--set ...]
     gru-jax bench [--quick] [--shapes BxTxIxH,...] [--repeats N] [--out PATH] ...
 
 Mistakes (an unknown, ill-typed or out-of-range config key, a missing file, a workdir without
@@ -99,6 +100,22 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=12345, help="seed of the fresh data")
     evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
+    exporter = sub.add_parser(
+        "export",
+        help="write a run's trained model as a jax.export artifact (FILE) and its description "
+        "(FILE.json), for any batch size and length",
+    )
+    exporter.add_argument("config")
+    exporter.add_argument("--workdir", required=True)
+    exporter.add_argument("--out", required=True, metavar="FILE")
+    exporter.add_argument(
+        "--platforms",
+        default=None,
+        help="comma-separated platforms to lower for (cpu, cuda, rocm, tpu); default: this "
+        "machine's",
+    )
+    exporter.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
     sub.add_parser(
         "bench",
         add_help=False,
@@ -148,6 +165,19 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, args.set)
         if args.command == "eval":
             print(json.dumps(evaluate_checkpoint(config, args.workdir, seed=args.seed)))
+            return 0
+        if args.command == "export":
+            from gru_jax.train import export_run
+
+            platforms = tuple(args.platforms.split(",")) if args.platforms else None
+            described = export_run(config, args.workdir, args.out, platforms=platforms)
+            shapes = ", ".join(
+                f"{i['name']} {tuple(i['shape'])} {i['dtype']}" for i in described["inputs"]
+            )
+            print(
+                f"exported step {described['step']} to {args.out} ({shapes}); "
+                f"described in {args.out}.json"
+            )
             return 0
         return _train(args, argv, config, worker)
     except ConfigError as e:

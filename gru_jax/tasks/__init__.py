@@ -15,7 +15,16 @@ from __future__ import annotations
 
 import importlib
 
-from gru_jax.tasks._base import CELLS, Batch, Source, Splits, Task, make_gru, make_rnn
+from gru_jax.tasks._base import (
+    CELLS,
+    Batch,
+    Signature,
+    Source,
+    Splits,
+    Task,
+    make_gru,
+    make_rnn,
+)
 
 TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq")
 """The built-in tasks, one module of :mod:`gru_jax.tasks` each."""
@@ -26,6 +35,7 @@ __all__ = [
     "CELLS",
     "TASK_NAMES",
     "Batch",
+    "Signature",
     "Source",
     "Splits",
     "Task",

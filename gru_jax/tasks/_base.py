@@ -38,6 +38,23 @@ class Splits:
 
 
 @dataclasses.dataclass(frozen=True)
+class Signature:
+    """What ``gru-jax export`` writes for a trained model: a function of named arrays.
+
+    Attributes:
+      fn: positional arrays, in the order of ``inputs`` -> a tuple of arrays, in the order of
+        ``outputs``; the parameters are closed over (constants of the export).
+      inputs: ``(name, shape, dtype)`` per argument; a shape's entries are ints or the names of
+        symbolic dimensions (``"b"`` the batch, ``"t"`` a length), shared by all inputs.
+      outputs: the names of the outputs.
+    """
+
+    fn: Callable[..., tuple[Any, ...]]
+    inputs: tuple[tuple[str, tuple[int | str, ...], str], ...]
+    outputs: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
     """A synthetic sequence task.
 
@@ -61,6 +78,8 @@ class Task:
       report: optional ``(model, params, splits, key, workdir) -> dict`` run once at the end:
         plots of predictions on ``splits.eval``, generated samples; its dict goes into
         ``summary.json``.
+      serve: optional ``(model, params, data_config) -> Signature``: the prediction function
+        that ``gru-jax export`` writes (without it the task cannot be exported).
     """
 
     name: str
@@ -73,6 +92,7 @@ class Task:
     metric_sums: Callable[[nn.Module, Params, Batch], tuple[Array, Array]]
     baseline: Callable[[Splits], float]
     report: Callable[[nn.Module, Params, Splits, PRNGKey, Path], dict[str, Any]] | None = None
+    serve: Callable[[nn.Module, Params, Any], Signature] | None = None
 
 
 GRU_FIELDS = (

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax._schema import check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
+from gru_jax.tasks._base import Batch, Signature, Source, Splits, Task, gru_fields, make_rnn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +108,13 @@ def _report(
     return {}
 
 
+def _serve(model: nn.Module, params: Any, data: AddingData) -> Signature:
+    def predict(inputs: jax.Array) -> tuple[jax.Array]:
+        return (cast(jax.Array, model.apply(params, {"inputs": inputs})),)
+
+    return Signature(predict, (("inputs", ("b", "t", 2), "float32"),), ("sum",))
+
+
 __all__ = ["TASK", "AddingData", "AddingModel", "adding_batch"]
 
 TASK = Task(
@@ -121,5 +128,6 @@ TASK = Task(
     metric_sums=_metric_sums,
     baseline=lambda data: 2.0 / 12.0,
     report=_report,
+    serve=_serve,
 )
 """The adding problem as a :class:`~gru_jax.tasks.Task`: metric ``mse``, baseline 2/12."""

@@ -55,7 +55,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from gru_jax._schema import ConfigError, check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
+from gru_jax.tasks._base import (
+    Batch,
+    Signature,
+    Source,
+    Splits,
+    Task,
+    gru_fields,
+    make_rnn,
+)
 
 LAYOUTS = ("stream", "padded", "packed")
 """The values of ``data.layout``: windows of the corpus stream, one sentence per padded row, or
@@ -885,6 +893,13 @@ def _report(
     return summary
 
 
+def _serve(model: nn.Module, params: Any, data: CharLMData) -> Signature:
+    def predict(inputs: jax.Array) -> tuple[jax.Array]:
+        return (cast(jax.Array, model.apply(params, {"inputs": inputs})),)
+
+    return Signature(predict, (("inputs", ("b", "t"), "int32"),), ("logits",))
+
+
 __all__ = [
     "LAYOUTS",
     "LEXICON",
@@ -921,6 +936,7 @@ TASK = Task(
     metric_sums=_metric_sums,
     baseline=_baseline,
     report=_report,
+    serve=_serve,
 )
 """Character language modelling as a :class:`~gru_jax.tasks.Task`:
 metric ``bits_per_char``, baseline unigram."""

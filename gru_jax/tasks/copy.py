@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from gru_jax._schema import check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
+from gru_jax.tasks._base import Batch, Signature, Source, Splits, Task, gru_fields, make_rnn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +133,13 @@ def _report(
     }
 
 
+def _serve(model: nn.Module, params: Any, data: CopyData) -> Signature:
+    def predict(inputs: jax.Array) -> tuple[jax.Array]:
+        return (cast(jax.Array, model.apply(params, {"inputs": inputs})),)
+
+    return Signature(predict, (("inputs", ("b", "t"), "int32"),), ("logits",))
+
+
 __all__ = ["TASK", "CopyData", "CopyModel", "baseline", "copy_batch"]
 
 TASK = Task(
@@ -146,6 +153,7 @@ TASK = Task(
     metric_sums=_metric_sums,
     baseline=lambda data: baseline(data.config),
     report=_report,
+    serve=_serve,
 )
 """Copy memory as a :class:`~gru_jax.tasks.Task`:
 metric ``cross_entropy`` per step, baseline the memoryless one."""

@@ -21,7 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from gru_jax._schema import ConfigError, check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
+from gru_jax.tasks._base import (
+    Batch,
+    Signature,
+    Source,
+    Splits,
+    Task,
+    gru_fields,
+    make_rnn,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +197,13 @@ def _report(
     return {}
 
 
+def _serve(model: nn.Module, params: Any, data: ForecastData) -> Signature:
+    def predict(inputs: jax.Array) -> tuple[jax.Array]:
+        return (cast(jax.Array, model.apply(params, {"inputs": inputs})),)
+
+    return Signature(predict, (("inputs", ("b", "t", 1), "float32"),), ("forecast",))
+
+
 __all__ = ["TASK", "ForecastData", "ForecastModel", "mackey_glass", "persistence_mse"]
 
 TASK = Task(
@@ -204,6 +219,7 @@ TASK = Task(
         data.eval.info["series"], data.config.context, data.config.horizon
     ),
     report=_report,
+    serve=_serve,
 )
 """Mackey–Glass forecasting as a :class:`~gru_jax.tasks.Task`:
 metric ``mse``, baseline persistence."""

@@ -29,7 +29,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from gru_jax._schema import ConfigError, check_ranges, setting
-from gru_jax.tasks._base import Batch, Source, Splits, Task, gru_fields, make_rnn
+from gru_jax.tasks._base import (
+    Batch,
+    Signature,
+    Source,
+    Splits,
+    Task,
+    gru_fields,
+    make_rnn,
+)
 
 PAD, BOS, EOS = 0, 1, 2
 """The special tokens (padding, beginning and end of sequence); the letters follow them."""
@@ -317,6 +325,15 @@ def _report(
     return {"examples": examples, "accuracy_by_length": by_length}
 
 
+def _serve(model: nn.Module, params: Any, data: Seq2SeqData) -> Signature:
+    def translate(source: jax.Array, lengths: jax.Array) -> tuple[jax.Array]:
+        # greedy decoding of max_len + 1 tokens: the longest translation and its EOS
+        return (greedy_decode(cast(Seq2Seq, model), params, source, lengths, data.max_len + 1),)
+
+    inputs = (("source", ("b", "s"), "int32"), ("source_lengths", ("b",), "int32"))
+    return Signature(translate, inputs, ("tokens",))
+
+
 __all__ = [
     "BOS",
     "EOS",
@@ -345,6 +362,7 @@ TASK = Task(
     metric_sums=_metric_sums,
     baseline=_baseline,
     report=_report,
+    serve=_serve,
 )
 """Reverse-and-encipher as a :class:`~gru_jax.tasks.Task`:
 metric ``sequence_accuracy``, baseline the monotone translation."""

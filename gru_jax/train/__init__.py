@@ -19,10 +19,12 @@ from gru_jax.train._config import (
     setting,
 )
 from gru_jax.train._distributed import Cluster, find_cluster, supervise
+from gru_jax.train._export import export_run
 from gru_jax.train._loop import (
     CheckpointError,
     Preempted,
     evaluate_checkpoint,
+    load_checkpoint,
     make_mesh,
     make_optimizer,
     maybe_initialize_distributed,
@@ -42,7 +44,9 @@ __all__ = [
     "config_differences",
     "config_to_dict",
     "evaluate_checkpoint",
+    "export_run",
     "find_cluster",
+    "load_checkpoint",
     "load_config",
     "load_settings",
     "loss_plot",

@@ -771,6 +771,28 @@ def _finish(
     return summary
 
 
+def load_checkpoint(config: Config, workdir: str | Path) -> tuple[Any, Any, int]:
+    """The model, the parameters (host arrays) and the step of the latest checkpoint of a run.
+
+    The config must match the run's ``config.yaml`` in its task, model and data keys, as for
+    :func:`evaluate_checkpoint`. A workdir without checkpoints is a :class:`ConfigError`.
+    """
+    workdir = Path(workdir)
+    if not (workdir / "checkpoints").is_dir():
+        raise ConfigError(f"workdir {str(workdir)!r} holds no checkpoints")
+    _check_saved_config(workdir, config, evaluating=True)
+    run = _run_for(config)
+    manager = run.checkpoint_manager(workdir)
+    step = manager.latest_step()
+    if step is None:
+        manager.close()
+        raise ConfigError(f"workdir {str(workdir)!r} holds no checkpoints")
+    state, _ = run.restore(manager, step)
+    manager.close()
+    params = jax.tree.map(lambda leaf: jnp.asarray(_host(leaf)), state["params"])
+    return run.model, params, step
+
+
 def evaluate_checkpoint(config: Config, workdir: str | Path, *, seed: int) -> dict[str, Any]:
     """Evaluate the latest checkpoint in ``workdir`` on fresh data drawn from ``seed``.
 

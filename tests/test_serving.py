@@ -1,0 +1,131 @@
+"""``gru-jax export`` and :mod:`gru_jax.serving`: a trained run becomes one ``jax.export``
+artifact for any batch size and length, loadable with jax alone (checked in a fresh process
+that imports neither flax nor gru_jax), equal to the run's model; every task's signature
+exports; the mistakes are one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gru_jax import serving
+from gru_jax.cli import main as cli_main
+from gru_jax.tasks import TASK_NAMES, get_task
+from gru_jax.train import load_checkpoint, load_config
+from gru_jax.train._export import export_signature
+
+ROOT = Path(__file__).resolve().parent.parent
+SETS = ["model.hidden_size=8", "train.batch_size=8", "train.eval_batches=1"]
+SIZES = [(1, 1), (3, 17)]  # (B, T): 1, and primes on both sides of the 16- and 32-step chunks
+
+
+def _sets(items: list[str]) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 4-step adding run and its export."""
+    root = tmp_path_factory.mktemp("serving")
+    workdir, out = root / "run", root / "model.jax"
+    argv = ["train", "configs/adding.yaml", "--workdir", str(workdir), *_sets(SETS)]
+    assert cli_main([*argv, "--set", "train.steps=4"]) == 0
+    argv = ["export", "configs/adding.yaml", "--workdir", str(workdir), "--out", str(out)]
+    assert cli_main([*argv, *_sets(SETS)]) == 0
+    return workdir, out
+
+
+def test_the_artifact_runs_without_flax_or_gru_jax_and_equals_the_model(exported, tmp_path):
+    workdir, out = exported
+    rng = np.random.default_rng(0)
+    inputs = {f"x{b}_{t}": rng.random((b, t, 2)).astype(np.float32) for b, t in SIZES}
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    script = f"""
+import sys
+import numpy as np
+from jax import export
+predict = export.deserialize(open({str(out)!r}, "rb").read()).call
+inputs = np.load({str(tmp_path / "inputs.npz")!r})
+np.savez({str(tmp_path / "outputs.npz")!r}, **{{k: np.asarray(predict(inputs[k])[0]) for k in inputs}})
+assert "flax" not in sys.modules and "gru_jax" not in sys.modules, "imported the training code"
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    outputs = np.load(tmp_path / "outputs.npz")
+    model, params, step = load_checkpoint(load_config("configs/adding.yaml", SETS), workdir)
+    assert step == 4
+    for name, x in inputs.items():
+        want = model.apply(params, {"inputs": jnp.asarray(x)})
+        np.testing.assert_allclose(outputs[name], want, rtol=1e-6, atol=1e-6)
+
+
+def test_the_description_and_serving_load(exported):
+    _, out = exported
+    predict, description = serving.load(out)
+    assert description["task"] == "adding" and description["step"] == 4
+    assert description["inputs"] == [{"name": "inputs", "shape": ["b", "t", 2], "dtype": "float32"}]
+    assert description["outputs"] == [{"name": "sum", "shape": ["b"], "dtype": "float32"}]
+    assert description["platforms"] == [jax.default_backend()]
+    assert json.loads(out.with_name("model.jax.json").read_text()) == description
+    (sums,) = predict(jnp.ones((5, 9, 2), jnp.float32))
+    assert sums.shape == (5,)
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_every_task_signature_exports(name: str):
+    """Each built-in task's prediction function (on freshly initialised parameters) exports
+    with its symbolic dimensions and gives the function's own outputs at a concrete size."""
+    config = load_config(
+        f"configs/{name}.yaml",
+        ["model.hidden_size=4", "model.embed_dim=4"]
+        + (["data.corpus_chars=2000"] if name == "charlm" else [])
+        + (["data.max_len=4"] if name == "seq2seq" else [])
+        + (["data.series_len=100", "data.num_series=2"] if name == "forecast" else []),
+    )
+    task = get_task(name)
+    assert task.serve is not None
+    model = task.make_model(config.model, config.data)
+    batch = task.make_source(config.data, 0).batch(jax.random.key(1), 3)
+    params = model.init(jax.random.key(0), batch)
+    signature = task.serve(model, params, config.data)
+    exported, names = export_signature(signature)
+    # (the tests run with x64 enabled: the sources' floats are float64 here, float32 in a run)
+    args = [batch[input_name].astype(dtype) for input_name, _, dtype in signature.inputs]
+    for got, want in zip(exported.call(*args), signature.fn(*args), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert "b" in names
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--workdir", "{empty}"], "holds no checkpoints"),
+        (["--platforms", "gpu"], "--platforms must be a comma-separated list of"),
+        (["--out", "{missing}/model.jax"], "does not exist"),
+    ],
+    ids=["no checkpoints", "platform", "out folder"],
+)
+def test_mistakes_are_one_line(exported, tmp_path, capsys, extra, message):
+    workdir, _ = exported
+    argv = ["export", "configs/adding.yaml", "--workdir", str(workdir)]
+    argv += ["--out", str(tmp_path / "m.jax"), *_sets(SETS)]
+    (tmp_path / "empty").mkdir()
+    for flag, value in zip(extra[::2], extra[1::2], strict=True):
+        value = value.format(empty=tmp_path / "empty", missing=tmp_path / "missing")
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("gru-jax: error: ") and message in err
