@@ -6,7 +6,7 @@
                          [--coordinator HOST:PORT --num-processes N --process-id I]
                          [--init-timeout S] [--heartbeat-timeout S] [--distributed]
     gru-jax eval CONFIG --workdir DIR [--seed N] [--set key=value ...]
-    gru-jax export CONFIG --workdir DIR --out FILE [--platforms cpu,cuda,...] [--set ...]
+    gru-jax export CONFIG --workdir DIR --out FILE [--streaming] [--platforms cpu,cuda,...]
     gru-jax bench [--quick] [--shapes BxTxIxH,...] [--repeats N] [--out PATH] ...
 
 Mistakes (an unknown, ill-typed or out-of-range config key, a missing file, a workdir without
@@ -114,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated platforms to lower for (cpu, cuda, rocm, tpu); default: this "
         "machine's",
     )
+    exporter.add_argument(
+        "--streaming",
+        action="store_true",
+        help="export the step function (carry, inputs chunk, resets chunk) -> (carry, outputs) "
+        "for a stream fed chunk by chunk",
+    )
     exporter.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
     sub.add_parser(
@@ -170,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             from gru_jax.train import export_run
 
             platforms = tuple(args.platforms.split(",")) if args.platforms else None
-            described = export_run(config, args.workdir, args.out, platforms=platforms)
+            described = export_run(
+                config, args.workdir, args.out, platforms=platforms, streaming=args.streaming
+            )
             shapes = ", ".join(
                 f"{i['name']} {tuple(i['shape'])} {i['dtype']}" for i in described["inputs"]
             )

@@ -129,3 +129,63 @@ def test_mistakes_are_one_line(exported, tmp_path, capsys, extra, message):
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith("gru-jax: error: ") and message in err
+
+
+# ------------------------------------------------------------------------------ streaming
+
+
+def test_streaming_chunks_equal_the_whole_sequence(exported, tmp_path):
+    """The adding run's step function fed in chunks of 1, 13 and 23 steps gives the whole
+    sequence's prediction; a reset restarts the state (the segment after it alone)."""
+    workdir, _ = exported
+    out = tmp_path / "stream.jax"
+    argv = ["export", "configs/adding.yaml", "--workdir", str(workdir), "--out", str(out)]
+    assert cli_main([*argv, "--streaming", *_sets(SETS)]) == 0
+    step, description = serving.load(out)
+    assert description["streaming"] is True
+    assert [i["name"] for i in description["inputs"]] == ["carry", "inputs", "resets"]
+    assert description["inputs"][0]["shape"] == [1, "b", 8]
+    model, params, _ = load_checkpoint(load_config("configs/adding.yaml", SETS), workdir)
+    xs = jnp.asarray(np.random.default_rng(1).random((3, 37, 2)), jnp.float32)
+    carry, resets = jnp.zeros((1, 3, 8), jnp.float32), jnp.zeros((3, 37), bool)
+    for start, stop in [(0, 1), (1, 14), (14, 37)]:
+        carry, sums = step(carry, xs[:, start:stop], resets[:, start:stop])
+    whole = model.apply(params, {"inputs": xs})
+    np.testing.assert_allclose(sums, whole, rtol=1e-5, atol=1e-6)
+    # a reset at step 20 of the last chunk: the prediction of steps 20-36 alone
+    resets = resets.at[:, 20].set(True)
+    carry = jnp.zeros((1, 3, 8), jnp.float32)
+    for start, stop in [(0, 14), (14, 37)]:
+        carry, sums = step(carry, xs[:, start:stop], resets[:, start:stop])
+    np.testing.assert_allclose(sums, model.apply(params, {"inputs": xs[:, 20:]}), atol=1e-6)
+
+
+def test_streaming_per_step_outputs_equal_the_whole_sequence():
+    """copy's step function emits the logits of each step of the chunk: chunked = whole."""
+    config = load_config("configs/copy.yaml", ["model.hidden_size=4", "model.num_layers=2"])
+    task = get_task("copy")
+    model = task.make_model(config.model, config.data)
+    batch = task.make_source(config.data, 0).batch(jax.random.key(1), 2)
+    params = model.init(jax.random.key(0), batch)
+    assert task.stream is not None
+    exported, _ = export_signature(task.stream(model, params, config.data))
+    tokens = batch["inputs"].astype(jnp.int32)
+    carry, resets = jnp.zeros((2, 2, 4), jnp.float32), jnp.zeros(tokens.shape, bool)
+    pieces = []
+    for start, stop in [(0, 5), (5, 6), (6, tokens.shape[1])]:
+        carry, logits = exported.call(carry, tokens[:, start:stop], resets[:, start:stop])
+        pieces.append(logits)
+    whole = model.apply(params, {"inputs": tokens})
+    np.testing.assert_allclose(jnp.concatenate(pieces, axis=1), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_streaming_a_bidirectional_model_is_one_line(tmp_path, capsys):
+    """Refused before any checkpoint is read: the model's form decides, not the run."""
+    argv = ["export", "configs/seq2seq.yaml", "--workdir", str(tmp_path)]
+    argv += ["--out", str(tmp_path / "m.jax"), "--streaming"]
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    assert capsys.readouterr().err == (
+        "gru-jax: error: task 'seq2seq' has no streaming form (its model reads whole "
+        "sequences: a bidirectional encoder); export it without --streaming\n"
+    )

@@ -22,6 +22,7 @@ from gru_jax.tasks._base import (
     Source,
     Splits,
     Task,
+    carry_stream,
     make_gru,
     make_rnn,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "Source",
     "Splits",
     "Task",
+    "carry_stream",
     "data_configs",
     "get_task",
     "make_gru",

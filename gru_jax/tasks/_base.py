@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 
@@ -80,6 +80,10 @@ class Task:
         ``summary.json``.
       serve: optional ``(model, params, data_config) -> Signature``: the prediction function
         that ``gru-jax export`` writes (without it the task cannot be exported).
+      stream: optional ``(model, params, data_config) -> Signature``: the step function that
+        ``gru-jax export --streaming`` writes, ``(carry, inputs chunk, resets chunk) ->
+        (carry, outputs)`` (:func:`carry_stream`); ``None`` for a model that needs the whole
+        sequence (a bidirectional encoder).
     """
 
     name: str
@@ -93,6 +97,47 @@ class Task:
     baseline: Callable[[Splits], float]
     report: Callable[[nn.Module, Params, Splits, PRNGKey, Path], dict[str, Any]] | None = None
     serve: Callable[[nn.Module, Params, Any], Signature] | None = None
+    stream: Callable[[nn.Module, Params, Any], Signature] | None = None
+
+
+def carry_stream(
+    model: nn.Module,
+    params: Params,
+    inputs: tuple[tuple[int | str, ...], str],
+    output: str,
+    apply: Callable[[Array, Array, Array], tuple[Array, Array]] | None = None,
+) -> Signature:
+    """The streaming :class:`Signature` of a model with a unidirectional recurrent stack:
+    ``(carry (L, b, H), inputs chunk, resets chunk (b, t) bool) -> (new carry, output)``.
+
+    ``inputs`` is the chunk's ``(shape, dtype)`` with ``"b"`` and ``"t"``; ``apply(carry, x,
+    resets) -> (output, new carry)`` defaults to ``model.apply(params, {"inputs": x, "resets":
+    resets}, carry=carry)``. Feeding a sequence chunk by chunk, each chunk's carry the last
+    one's new carry (zeros at first), gives the per-step outputs of the whole sequence; a
+    ``resets`` flag starts a new segment (an episode) at its step, as in :func:`gru_jax.gru`.
+    """
+    layers, hidden = model.num_layers, model.hidden_size
+
+    def default(carry: Array, x: Array, resets: Array) -> tuple[Array, Array]:
+        out, new = model.apply(params, {"inputs": x, "resets": resets}, carry=carry)
+        return cast(Array, out), cast(Array, new)
+
+    run = apply or default
+
+    def step(carry: Array, x: Array, resets: Array) -> tuple[Array, Array]:
+        out, new = run(carry, x, resets)
+        return new, out
+
+    shape, dtype = inputs
+    return Signature(
+        step,
+        (
+            ("carry", (layers, "b", hidden), "float32"),
+            ("inputs", shape, dtype),
+            ("resets", ("b", "t"), "bool"),
+        ),
+        ("carry", output),
+    )
 
 
 GRU_FIELDS = (

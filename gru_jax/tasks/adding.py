@@ -17,7 +17,16 @@ import jax
 import jax.numpy as jnp
 
 from gru_jax._schema import check_ranges, setting
-from gru_jax.tasks._base import Batch, Signature, Source, Splits, Task, gru_fields, make_rnn
+from gru_jax.tasks._base import (
+    Batch,
+    Signature,
+    Source,
+    Splits,
+    Task,
+    carry_stream,
+    gru_fields,
+    make_rnn,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,9 +75,17 @@ class AddingModel(nn.Module):
     cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     @nn.compact
-    def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
-        _, h_n = make_rnn(self, return_carry=True)(batch["inputs"], deterministic=not train)
-        return nn.Dense(1)(h_n[-1])[..., 0]
+    def __call__(self, batch: Batch, *, train: bool = False, carry: jax.Array | None = None) -> Any:
+        """The predicted sums ``(B,)``; given a ``carry (L, B, H)`` (streaming: the state after
+        the previous chunk, and ``batch["resets"]`` if any), ``(sums, new carry)``."""
+        _, h_n = make_rnn(self, return_carry=True)(
+            batch["inputs"],
+            resets=batch.get("resets"),
+            initial_carry=carry,
+            deterministic=not train,
+        )
+        sums = nn.Dense(1)(h_n[-1])[..., 0]
+        return sums if carry is None else (sums, h_n)
 
 
 def _make_source(data: AddingData, seed: int) -> Source:
@@ -129,5 +146,8 @@ TASK = Task(
     baseline=lambda data: 2.0 / 12.0,
     report=_report,
     serve=_serve,
+    stream=lambda model, params, data: carry_stream(
+        model, params, (("b", "t", 2), "float32"), "sum"
+    ),
 )
 """The adding problem as a :class:`~gru_jax.tasks.Task`: metric ``mse``, baseline 2/12."""

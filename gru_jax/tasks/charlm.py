@@ -61,6 +61,7 @@ from gru_jax.tasks._base import (
     Source,
     Splits,
     Task,
+    carry_stream,
     gru_fields,
     make_rnn,
 )
@@ -900,6 +901,13 @@ def _serve(model: nn.Module, params: Any, data: CharLMData) -> Signature:
     return Signature(predict, (("inputs", ("b", "t"), "int32"),), ("logits",))
 
 
+def _stream(model: nn.Module, params: Any, data: CharLMData) -> Signature:
+    def apply(carry: jax.Array, tokens: jax.Array, resets: jax.Array) -> Any:
+        return model.apply(params, tokens, carry, resets=resets, method=CharLM.logits_and_carry)
+
+    return carry_stream(model, params, (("b", "t"), "int32"), "logits", apply)
+
+
 __all__ = [
     "LAYOUTS",
     "LEXICON",
@@ -937,6 +945,7 @@ TASK = Task(
     baseline=_baseline,
     report=_report,
     serve=_serve,
+    stream=_stream,
 )
 """Character language modelling as a :class:`~gru_jax.tasks.Task`:
 metric ``bits_per_char``, baseline unigram."""

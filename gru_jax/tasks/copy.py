@@ -21,7 +21,16 @@ import jax.numpy as jnp
 import optax
 
 from gru_jax._schema import check_ranges, setting
-from gru_jax.tasks._base import Batch, Signature, Source, Splits, Task, gru_fields, make_rnn
+from gru_jax.tasks._base import (
+    Batch,
+    Signature,
+    Source,
+    Splits,
+    Task,
+    carry_stream,
+    gru_fields,
+    make_rnn,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +87,15 @@ class CopyModel(nn.Module):
     cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     @nn.compact
-    def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
+    def __call__(self, batch: Batch, *, train: bool = False, carry: jax.Array | None = None) -> Any:
+        """Logits ``(B, T, 1 + num_symbols)``; given a ``carry (L, B, H)`` (streaming, with
+        ``batch["resets"]`` if any), ``(logits, new carry)``."""
         x = nn.Embed(self.num_symbols + 2, self.embed_dim)(batch["inputs"])
-        ys = make_rnn(self)(x, deterministic=not train)
-        return nn.Dense(self.num_symbols + 1)(ys)  # (B, T, 1 + num_symbols) logits
+        ys, h_n = make_rnn(self, return_carry=True)(
+            x, resets=batch.get("resets"), initial_carry=carry, deterministic=not train
+        )
+        logits = nn.Dense(self.num_symbols + 1)(ys)
+        return logits if carry is None else (logits, h_n)
 
 
 def _make_source(data: CopyData, seed: int) -> Source:
@@ -154,6 +168,7 @@ TASK = Task(
     baseline=lambda data: baseline(data.config),
     report=_report,
     serve=_serve,
+    stream=lambda model, params, data: carry_stream(model, params, (("b", "t"), "int32"), "logits"),
 )
 """Copy memory as a :class:`~gru_jax.tasks.Task`:
 metric ``cross_entropy`` per step, baseline the memoryless one."""

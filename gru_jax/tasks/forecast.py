@@ -27,6 +27,7 @@ from gru_jax.tasks._base import (
     Source,
     Splits,
     Task,
+    carry_stream,
     gru_fields,
     make_rnn,
 )
@@ -150,10 +151,18 @@ class ForecastModel(nn.Module):
     cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     @nn.compact
-    def __call__(self, batch: Batch, *, train: bool = False) -> jax.Array:
-        _, h_n = make_rnn(self, return_carry=True)(batch["inputs"], deterministic=not train)
+    def __call__(self, batch: Batch, *, train: bool = False, carry: jax.Array | None = None) -> Any:
+        """The forecast ``(B, horizon)`` from the state after the inputs; given a ``carry
+        (L, B, H)`` (streaming, with ``batch["resets"]`` if any), ``(forecast, new carry)``."""
+        _, h_n = make_rnn(self, return_carry=True)(
+            batch["inputs"],
+            resets=batch.get("resets"),
+            initial_carry=carry,
+            deterministic=not train,
+        )
         # Predict the change from the last seen value; persistence is then the zero function.
-        return batch["inputs"][:, -1, :] + nn.Dense(self.horizon)(h_n[-1])
+        forecast = batch["inputs"][:, -1, :] + nn.Dense(self.horizon)(h_n[-1])
+        return forecast if carry is None else (forecast, h_n)
 
 
 def persistence_mse(series: np.ndarray, context: int, horizon: int) -> float:
@@ -220,6 +229,9 @@ TASK = Task(
     ),
     report=_report,
     serve=_serve,
+    stream=lambda model, params, data: carry_stream(
+        model, params, (("b", "t", 1), "float32"), "forecast"
+    ),
 )
 """Mackey–Glass forecasting as a :class:`~gru_jax.tasks.Task`:
 metric ``mse``, baseline persistence."""

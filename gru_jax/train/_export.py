@@ -62,11 +62,14 @@ def export_run(
     out: str | Path,
     *,
     platforms: tuple[str, ...] | None = None,
+    streaming: bool = False,
 ) -> dict[str, Any]:
     """Export the latest checkpoint of the run in ``workdir`` to ``out`` (and ``out.json``).
 
     ``platforms``: what to lower for (``("cpu", "cuda")``, say); default: this process's
-    backend. Returns the description written to ``out.json``.
+    backend. ``streaming``: the task's step function (``Task.stream``: ``(carry, inputs chunk,
+    resets chunk) -> (carry, outputs)``) instead of its prediction function. Returns the
+    description written to ``out.json``.
 
     Raises:
       ConfigError: no checkpoints, a config that differs from the run's, or a task that defines
@@ -78,16 +81,20 @@ def export_run(
             f"got {','.join(platforms)!r}"
         )
     task = get_task(config.task)
-    if task.serve is None:
+    make_signature = task.stream if streaming else task.serve
+    if make_signature is None:
         raise ConfigError(
-            f"task {config.task!r} defines no serving signature (Task.serve), so it cannot be "
-            "exported"
+            f"task {config.task!r} has no streaming form (its model reads whole sequences: a "
+            "bidirectional encoder); export it without --streaming"
+            if streaming
+            else f"task {config.task!r} defines no serving signature (Task.serve), so it "
+            "cannot be exported"
         )
     out = Path(out)
     if not out.parent.is_dir():
         raise ConfigError(f"--out {str(out)!r}: the folder {str(out.parent)!r} does not exist")
     model, params, step = load_checkpoint(config, workdir)
-    signature = task.serve(model, params, config.data)
+    signature = make_signature(model, params, config.data)
     exported, names = export_signature(signature, platforms)
     outputs = exported.out_avals
     meanings = {"b": "batch size", "t": "sequence length", "s": "source length"}
@@ -95,6 +102,7 @@ def export_run(
         "format": FORMAT,
         "task": config.task,
         "step": step,
+        "streaming": streaming,
         "workdir": str(workdir),
         "symbols": {k: v for k, v in meanings.items() if k in names},
         "inputs": [
@@ -108,6 +116,14 @@ def export_run(
         "platforms": list(exported.platforms),
         "jax_version": jax.__version__,
         "load": "jax.export.deserialize(open(FILE, 'rb').read()).call(*inputs) -> outputs",
+        **(
+            {
+                "stream": "start from carry = zeros of its shape with b your batch; call "
+                "(carry, chunk, resets) -> (carry, outputs) per chunk, passing the new carry on"
+            }
+            if streaming
+            else {}
+        ),
     }
     _write_atomic(out, bytes(exported.serialize()))
     _write_atomic(
