@@ -25,6 +25,7 @@ from gru_jax import interop
 from gru_jax.train import (
     config_to_dict,
     evaluate_checkpoint,
+    export_run,
     find_cluster,
     load_config,
     train_and_evaluate,
@@ -68,6 +69,14 @@ def _foreign_weights(tmp: Path) -> Any:
     path = tmp / "other.npz"
     np.savez(path, weights=np.zeros(3))
     return interop.load_params(path)
+
+
+def _export_parallel_mingru() -> Any:
+    from jax import export
+
+    params = gru_jax.init_mingru(KEY, 3, 4)
+    spec = jax.ShapeDtypeStruct(export.symbolic_shape("b, t, 3"), jnp.float32)
+    return export.export(jax.jit(lambda xs: gru_jax.mingru(params, xs, mode="parallel")))(spec)
 
 
 def _config(tmp: Path, *overrides: str, name: str = "adding.yaml") -> Any:
@@ -199,6 +208,25 @@ CASES = [
         "unknown mode",
         lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), XS, mode="fast"),
     ),
+    Case(
+        "mingru",
+        "mode='parallel' under jax.export with a symbolic length",
+        lambda t: _export_parallel_mingru(),
+    ),
+    Case(
+        "mingru_stack",
+        "h0 of the wrong shape",
+        lambda t: gru_jax.mingru_stack(
+            gru_jax.init_mingru_stack(KEY, 3, 4, 2), XS, jnp.zeros((1, 2, 4))
+        ),
+    ),
+    Case(
+        "mingru_stack_cell",
+        "a bidirectional stack",
+        lambda t: gru_jax.mingru_stack_cell(
+            gru_jax.init_mingru_stack(KEY, 3, 4, bidirectional=True), jnp.zeros((1, 2, 4)), XS[:, 0]
+        ),
+    ),
     Case("linen.GRU", "inputs with another feature size than at init", _flax_linen_wrong_features),
     Case(
         "nnx.GRU",
@@ -280,6 +308,31 @@ CASES = [
     ),
     Case("config (gru-jax)", "an unknown task", lambda t: _config(t, "task=poetry")),
     Case("config (gru-jax)", "a malformed --set", lambda t: _config(t, "train.steps")),
+    Case(
+        "config (gru-jax)",
+        "a GRU-only key with cell: mingru",
+        lambda t: _config(t, "model.cell=mingru", "model.reset_after=true"),
+    ),
+    Case(
+        "config (gru-jax)",
+        "both target and target_vs_baseline",
+        lambda t: _config(t, "target_vs_baseline=0.5"),
+    ),
+    Case(
+        "export (gru-jax)",
+        "a workdir without checkpoints",
+        lambda t: export_run(_config(t), t, t / "model.jax"),
+    ),
+    Case(
+        "export (gru-jax)",
+        "--streaming of a bidirectional model (seq2seq)",
+        lambda t: export_run(_config(t, name="seq2seq.yaml"), t, t / "m.jax", streaming=True),
+    ),
+    Case(
+        "export (gru-jax)",
+        "an unknown platform",
+        lambda t: export_run(_config(t), t, t / "m.jax", platforms=("gpu",)),
+    ),
     Case(
         "train --resume (gru-jax)",
         "a config that shapes another model than the run's",

@@ -80,10 +80,11 @@ def test_the_description_and_serving_load(exported):
     assert sums.shape == (5,)
 
 
-@pytest.mark.parametrize("name", TASK_NAMES)
+@pytest.mark.parametrize("name", sorted(set(TASK_NAMES) - {"adding"}))
 def test_every_task_signature_exports(name: str):
     """Each built-in task's prediction function (on freshly initialised parameters) exports
-    with its symbolic dimensions and gives the function's own outputs at a concrete size."""
+    with its symbolic dimensions and gives the function's own outputs at a concrete size
+    (adding's: through the CLI above)."""
     config = load_config(
         f"configs/{name}.yaml",
         ["model.hidden_size=4", "model.embed_dim=4"]
