@@ -17,7 +17,7 @@ import pytest
 
 from gru_jax import serving
 from gru_jax.cli import main as cli_main
-from gru_jax.tasks import TASK_NAMES, get_task
+from gru_jax.tasks import get_task
 from gru_jax.train import load_checkpoint, load_config
 from gru_jax.train._export import export_signature
 
@@ -80,11 +80,11 @@ def test_the_description_and_serving_load(exported):
     assert sums.shape == (5,)
 
 
-@pytest.mark.parametrize("name", sorted(set(TASK_NAMES) - {"adding"}))
+@pytest.mark.parametrize("name", ["charlm", "forecast", "seq2seq"])
 def test_every_task_signature_exports(name: str):
     """Each built-in task's prediction function (on freshly initialised parameters) exports
     with its symbolic dimensions and gives the function's own outputs at a concrete size
-    (adding's: through the CLI above)."""
+    (adding's through the CLI above; copy's model through its streaming test below)."""
     config = load_config(
         f"configs/{name}.yaml",
         ["model.hidden_size=4", "model.embed_dim=4"]

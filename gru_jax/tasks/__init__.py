@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 
 from gru_jax.tasks._base import (
-    CELLS,
     Batch,
     Signature,
     Source,
@@ -33,7 +32,6 @@ TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq")
 _REGISTERED: dict[str, Task] = {}
 
 __all__ = [
-    "CELLS",
     "TASK_NAMES",
     "Batch",
     "Signature",
