@@ -22,7 +22,7 @@ from gru_jax._mingru import (
     mingru_cell,
 )
 from gru_jax._scan import batch_and_steps, check_flags, check_time_inputs, check_xs
-from gru_jax._stack import check_stack, dropout
+from gru_jax._stack import check_stack, dropout, dropout_keys_for
 from gru_jax._typing import Array, ArrayLike, DTypeLike, PRNGKey
 
 MinGRUStackParams = tuple[tuple[MinGRUParams, ...], ...]
@@ -136,17 +136,7 @@ def mingru_stack(
         h0 = _checks.as_float_array(fn, "h0", h0)
         _checks.check_shape(fn, "h0", h0, (num_layers * num_dirs, *batch, hidden), "(L·D, *B, H)")
     seq_lengths, resets = check_time_inputs(fn, batch, steps, seq_lengths, resets, time_major)
-    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, int | float):
-        raise TypeError(f"{fn}: dropout_rate must be a float; got {type(dropout_rate).__name__}")
-    if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(f"{fn}: dropout_rate must lie in [0, 1); got {dropout_rate}")
-    use_dropout = not deterministic and dropout_rate > 0.0
-    if use_dropout and key is None:
-        raise ValueError(
-            f"{fn}: dropout_rate={dropout_rate} with deterministic=False needs a PRNG key; "
-            "got key=None"
-        )
-    dropout_keys = jax.random.split(key, num_layers) if use_dropout and key is not None else None
+    dropout_keys = dropout_keys_for(fn, dropout_rate, deterministic, key, num_layers)
 
     inputs, finals = xs, []
     for layer, directions in enumerate(params):

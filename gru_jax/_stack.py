@@ -130,6 +130,23 @@ def dropout(key: PRNGKey, rate: float, x: Array) -> Array:
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)).astype(x.dtype)
 
 
+def dropout_keys_for(
+    fn: str, dropout_rate: float, deterministic: bool, key: PRNGKey | None, num_layers: int
+) -> Array | None:
+    """Check a stack's dropout arguments; one key per layer when dropout applies, else None."""
+    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, int | float):
+        raise TypeError(f"{fn}: dropout_rate must be a float; got {type(dropout_rate).__name__}")
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"{fn}: dropout_rate must lie in [0, 1); got {dropout_rate}")
+    use_dropout = not deterministic and dropout_rate > 0.0
+    if use_dropout and key is None:
+        raise ValueError(
+            f"{fn}: dropout_rate={dropout_rate} with deterministic=False needs a PRNG key; "
+            "got key=None"
+        )
+    return jax.random.split(key, num_layers) if use_dropout and key is not None else None
+
+
 def gru_stack(
     params: GRUStackParams,
     xs: ArrayLike,
@@ -190,17 +207,7 @@ def gru_stack(
         h0 = _checks.as_float_array(fn, "h0", h0)
         _checks.check_shape(fn, "h0", h0, (num_layers * num_dirs, *batch, hidden), "(L·D, *B, H)")
     seq_lengths, resets = check_time_inputs(fn, batch, steps, seq_lengths, resets, time_major)
-    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, int | float):
-        raise TypeError(f"{fn}: dropout_rate must be a float; got {type(dropout_rate).__name__}")
-    if not 0.0 <= dropout_rate < 1.0:
-        raise ValueError(f"{fn}: dropout_rate must lie in [0, 1); got {dropout_rate}")
-    use_dropout = not deterministic and dropout_rate > 0.0
-    if use_dropout and key is None:
-        raise ValueError(
-            f"{fn}: dropout_rate={dropout_rate} with deterministic=False needs a PRNG key; "
-            "got key=None"
-        )
-    dropout_keys = jax.random.split(key, num_layers) if use_dropout and key is not None else None
+    dropout_keys = dropout_keys_for(fn, dropout_rate, deterministic, key, num_layers)
 
     inputs, finals = xs, []
     for layer, directions in enumerate(params):

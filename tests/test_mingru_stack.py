@@ -155,16 +155,15 @@ def test_bad_inputs(call, error, message):
 @pytest.mark.parametrize(
     ("config", "sets"),
     [
-        ("seq2seq", ["data.max_len=4"]),
         ("charlm_packed", ["data.corpus_chars=2000", "data.seq_len=32"]),
     ],
-    ids=["seq2seq", "charlm_packed"],
+    ids=["charlm_packed"],
 )
 def test_mingru_models_decode_and_sample(config, sets):
-    """``model.cell: mingru`` in the two tasks that use more than a one-way stack: seq2seq's
-    bidirectional encoder (with lengths) and one-step greedy decoding, charlm's packed rows
-    (resets and lengths) and one-step sampling. The recurrent leaves are w_x and b_x only.
-    (Every task's CLI smoke run with a minGRU: tests/test_train.py, ``copy_long`` there.)"""
+    """``model.cell: mingru`` in charlm's packed rows (resets and lengths) and one-step
+    sampling; the recurrent leaves are w_x and b_x only. (seq2seq's bidirectional minGRU
+    encoder and one-step decoding: tests/test_serving.py; a CLI run with a minGRU:
+    tests/test_train.py, ``copy_long``.)"""
     sets = [*sets, "model.cell=mingru", "model.hidden_size=4", "model.embed_dim=4"]
     config = load_config(f"configs/{config}.yaml", [*sets, "model.num_layers=2"])
     task = get_task(config.task)
