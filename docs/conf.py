@@ -85,8 +85,12 @@ def _public_target(app, env, node, contnode):
     target = node["reftarget"]
     name = target.rsplit(".", 1)[-1]
     module = node.get("py:module") or ""
-    candidates = [f"{module}.{name}", f"gru_jax.{name}", f"gru_jax.train.{name}",
-                  f"gru_jax.tasks.{name}"]
+    candidates = [
+        f"{module}.{name}",
+        f"gru_jax.{name}",
+        f"gru_jax.train.{name}",
+        f"gru_jax.tasks.{name}",
+    ]
     domain = env.get_domain("py")
     for candidate in candidates:
         if candidate != target and candidate in domain.objects:

@@ -1,6 +1,6 @@
 """Print the README's results table from the runs' ``summary.json`` files.
 
-    python examples/results_table.py runs/adding runs/copy runs/forecast runs/charlm runs/seq2seq
+python examples/results_table.py runs/adding runs/copy runs/forecast runs/charlm runs/seq2seq
 """
 
 import json

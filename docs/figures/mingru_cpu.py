@@ -40,28 +40,42 @@ def main() -> None:
         lengths = sorted(int(t) for t in report["sweep"])
         for mode, color in MODES.items():
             ms = [report["sweep"][str(t)][mode]["median_ms"] for t in lengths]
-            left.plot(lengths, ms, style, color=color, marker="o", ms=3, lw=1.3,
-                      label=f"{mode} ({label})")
+            left.plot(
+                lengths, ms, style, color=color, marker="o", ms=3, lw=1.3, label=f"{mode} ({label})"
+            )
     shape = idle["shape"]
-    left.set(xscale="log", yscale="log", xlabel="sequence length T",
-             ylabel="ms per training step (median)",
-             title=f"minGRU modes, B={shape['B']}, I={shape['I']}, H={shape['H']} "
-                   "(lower is better)")
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="sequence length T",
+        ylabel="ms per training step (median)",
+        title=f"minGRU modes, B={shape['B']}, I={shape['I']}, H={shape['H']} (lower is better)",
+    )
     left.grid(alpha=0.3, which="both")
     left.legend(fontsize=8, ncol=2)
 
     config = long["config"]
     for result, color in zip(long["results"], ("C0", "C3"), strict=True):
         curve = result["curve"]
-        right.plot([p["train_s"] for p in curve], [p["eval_mse"] for p in curve], "o-",
-                   color=color, ms=2.5, lw=1.2,
-                   label=f"{result['model']}: {result['time_to_target_s']:.1f} s to target")
+        right.plot(
+            [p["train_s"] for p in curve],
+            [p["eval_mse"] for p in curve],
+            "o-",
+            color=color,
+            ms=2.5,
+            lw=1.2,
+            label=f"{result['model']}: {result['time_to_target_s']:.1f} s to target",
+        )
     right.axhline(2 / 12, color="gray", ls="--", lw=1, label="baseline 0.167 (always 1)")
-    right.axhline(config["target_mse"], color="green", ls=":", lw=1,
-                  label=f"target {config['target_mse']}")
-    right.set(yscale="log", xlabel="training time, s (evaluations and compilation excluded)",
-              ylabel="evaluation MSE",
-              title=f"adding problem, T = {config['seq_len']}, H = {config['hidden_size']}")
+    right.axhline(
+        config["target_mse"], color="green", ls=":", lw=1, label=f"target {config['target_mse']}"
+    )
+    right.set(
+        yscale="log",
+        xlabel="training time, s (evaluations and compilation excluded)",
+        ylabel="evaluation MSE",
+        title=f"adding problem, T = {config['seq_len']}, H = {config['hidden_size']}",
+    )
     right.grid(alpha=0.3, which="both")
     right.legend(fontsize=8)
 

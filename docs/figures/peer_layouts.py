@@ -109,45 +109,55 @@ def layouts() -> list[tuple[str, list]]:
     def linen(names: tuple[str, ...], leaf: str) -> list[tuple[str, str]]:
         return [blocks_of(lin[k][leaf])[0] for k in names]
 
-    rows.append((
-        "Flax linen\nnn.GRUCell",
-        [
-            ("ir, iz, in kernels (I, H)", linen(("ir", "iz", "in"), "kernel")),
-            ("hr, hz, hn kernels (H, H)", linen(("hr", "hz", "hn"), "kernel")),
-            ("ir, iz, in biases (H,)", linen(("ir", "iz", "in"), "bias")),
-            ("hn bias (H,)", linen(("hn",), "bias")),
-        ],
-    ))
+    rows.append(
+        (
+            "Flax linen\nnn.GRUCell",
+            [
+                ("ir, iz, in kernels (I, H)", linen(("ir", "iz", "in"), "kernel")),
+                ("hr, hz, hn kernels (H, H)", linen(("hr", "hz", "hn"), "kernel")),
+                ("ir, iz, in biases (H,)", linen(("ir", "iz", "in"), "bias")),
+                ("hn bias (H,)", linen(("hn",), "bias")),
+            ],
+        )
+    )
     cell = interop.to_flax_nnx(tagged_params(True, b_hn=False))
-    rows.append((
-        "Flax NNX\nnnx.GRUCell",
-        [
-            group("dense_i.kernel", cell.dense_i.kernel[...]),
-            group("dense_h.kernel", cell.dense_h.kernel[...]),
-            group("dense_i.bias", cell.dense_i.bias[...]),
-            ("no recurrent bias: b_hn must be 0", [("none", "")]),
-        ],
-    ))
+    rows.append(
+        (
+            "Flax NNX\nnnx.GRUCell",
+            [
+                group("dense_i.kernel", cell.dense_i.kernel[...]),
+                group("dense_h.kernel", cell.dense_h.kernel[...]),
+                group("dense_i.bias", cell.dense_i.bias[...]),
+                ("no recurrent bias: b_hn must be 0", [("none", "")]),
+            ],
+        )
+    )
     names = ("kernel", "recurrent_kernel")
     k_after = interop.to_keras(after)
-    rows.append((
-        "Keras GRU\nreset_after=True",
-        [group(n, a) for n, a in zip(names, k_after[:2], strict=True)]
-        + [group("bias[0]", k_after[2][0]), group("bias[1]", k_after[2][1])],
-    ))
+    rows.append(
+        (
+            "Keras GRU\nreset_after=True",
+            [group(n, a) for n, a in zip(names, k_after[:2], strict=True)]
+            + [group("bias[0]", k_after[2][0]), group("bias[1]", k_after[2][1])],
+        )
+    )
     k_before = interop.to_keras(before)
-    rows.append((
-        "Keras GRU\nreset_after=False",
-        [group(n, a) for n, a in zip(names, k_before[:2], strict=True)]
-        + [group("bias", k_before[2])],
-    ))
+    rows.append(
+        (
+            "Keras GRU\nreset_after=False",
+            [group(n, a) for n, a in zip(names, k_before[:2], strict=True)]
+            + [group("bias", k_before[2])],
+        )
+    )
     hk = interop.to_haiku(before)
     rows.append(("Haiku hk.GRU\n(reset before)", [group(k, hk[k]) for k in ("w_i", "w_h", "b")]))
     eqx_cell = interop.to_equinox(after)
-    rows.append((
-        "Equinox\neqx.nn.GRUCell",
-        [group(k, getattr(eqx_cell, k)) for k in ("weight_ih", "weight_hh", "bias", "bias_n")],
-    ))
+    rows.append(
+        (
+            "Equinox\neqx.nn.GRUCell",
+            [group(k, getattr(eqx_cell, k)) for k in ("weight_ih", "weight_hh", "bias", "bias_n")],
+        )
+    )
     return rows
 
 
@@ -166,19 +176,37 @@ def main() -> None:
             ax.text(x, y + 0.72, title, ha="left", va="bottom", fontsize=7.5, color="0.25")
             for label, gate in blocks:
                 if gate == "":
-                    ax.add_patch(Rectangle((x, y), width, 0.6, fill=False, ls="--",
-                                           edgecolor="0.5"))
+                    ax.add_patch(
+                        Rectangle((x, y), width, 0.6, fill=False, ls="--", edgecolor="0.5")
+                    )
                     ax.text(x + width / 2, y + 0.3, "—", ha="center", va="center", color="0.5")
                 else:
                     negated = label.startswith("−")
-                    ax.add_patch(Rectangle((x, y), width, 0.6, facecolor=COLOURS[gate],
-                                           alpha=0.45 if is_bias else 0.9, edgecolor="black",
-                                           hatch="xx" if negated else None, lw=1.0))
-                    ax.text(x + width / 2, y + 0.3, label, ha="center", va="center",
-                            fontsize=7.5 if is_bias else 10, fontweight="bold",
-                            color="black" if is_bias or negated else "white",
-                            bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 0.5}
-                            if negated else None)
+                    ax.add_patch(
+                        Rectangle(
+                            (x, y),
+                            width,
+                            0.6,
+                            facecolor=COLOURS[gate],
+                            alpha=0.45 if is_bias else 0.9,
+                            edgecolor="black",
+                            hatch="xx" if negated else None,
+                            lw=1.0,
+                        )
+                    )
+                    ax.text(
+                        x + width / 2,
+                        y + 0.3,
+                        label,
+                        ha="center",
+                        va="center",
+                        fontsize=7.5 if is_bias else 10,
+                        fontweight="bold",
+                        color="black" if is_bias or negated else "white",
+                        bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 0.5}
+                        if negated
+                        else None,
+                    )
                 x += width
             right = max(right, x)
             x += gap
@@ -188,7 +216,9 @@ def main() -> None:
     ax.set_title(
         "Where each library stores gru_jax's gate blocks, in storage order along the gate axis\n"
         "hatched, −: negated (there z weights the old state);  b_x·+b_h·: two biases summed into "
-        "one slot", fontsize=10)
+        "one slot",
+        fontsize=10,
+    )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT, dpi=110, bbox_inches="tight")
     print(f"wrote {OUT}")

@@ -60,17 +60,33 @@ def draw_strip(
         if t < length:
             colour = cmap(0.15 + 0.7 * (order[t] - 1) / max(length - 1, 1))
             ax.add_patch(Rectangle((t, y), 0.9, 0.8, facecolor=colour, edgecolor="black"))
-            ax.text(t + 0.45, y + 0.4, f"{order[t]}", ha="center", va="center",
-                    color="white", fontsize=13, fontweight="bold")
+            ax.text(
+                t + 0.45,
+                y + 0.4,
+                f"{order[t]}",
+                ha="center",
+                va="center",
+                color="white",
+                fontsize=13,
+                fontweight="bold",
+            )
         else:
-            ax.add_patch(Rectangle((t, y), 0.9, 0.8, facecolor="0.85", edgecolor="0.6",
-                                   hatch="//"))
-            ax.text(t + 0.45, y + 0.4, "pad\ny=0", ha="center", va="center",
-                    color="0.35", fontsize=8)
+            ax.add_patch(Rectangle((t, y), 0.9, 0.8, facecolor="0.85", edgecolor="0.6", hatch="//"))
+            ax.text(
+                t + 0.45, y + 0.4, "pad\ny=0", ha="center", va="center", color="0.35", fontsize=8
+            )
     start, end = (length - 0.55, 0.35) if reverse else (0.35, length - 0.55)
     if length > 1:
-        ax.add_patch(FancyArrowPatch((start, y + 1.0), (end, y + 1.0), arrowstyle="-|>",
-                                     mutation_scale=14, color="black", lw=1.3))
+        ax.add_patch(
+            FancyArrowPatch(
+                (start, y + 1.0),
+                (end, y + 1.0),
+                arrowstyle="-|>",
+                mutation_scale=14,
+                color="black",
+                lw=1.3,
+            )
+        )
     ax.text(-0.25, y + 0.4, label, ha="right", va="center", fontsize=10)
     ax.text(T + 0.1, y + 0.4, f"h_last =\nys[{last}]", ha="left", va="center", fontsize=9)
 
@@ -127,7 +143,9 @@ def main() -> None:
 
     fig.suptitle(
         "gru(params, xs, seq_lengths=[6, 4], reverse=...): each valid prefix runs in its own "
-        "direction; padding (NaN here) is skipped", fontsize=11)
+        "direction; padding (NaN here) is skipped",
+        fontsize=11,
+    )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT, dpi=110, bbox_inches="tight")
     print(f"wrote {OUT}")
