@@ -52,3 +52,18 @@ def test_register_task_errors(registry):
         get_task("nope")
     with pytest.raises(ConfigError, match="config key 'task' must be one of"):
         parse_config({"task": "nope"})
+
+
+def test_make_gru_is_deprecated_for_make_rnn():
+    from gru_jax.linen import GRU, MinGRUStack
+    from gru_jax.train import ModelConfig
+
+    config = ModelConfig(hidden_size=8)
+    with pytest.warns(
+        DeprecationWarning, match=r"^gru_jax.tasks.make_gru is deprecated: use make_rnn"
+    ):
+        layer = tasks.make_gru(config, return_carry=True)
+    assert layer == tasks.make_rnn(config, return_carry=True)
+    assert isinstance(layer, GRU) and layer.return_carry
+    with pytest.warns(DeprecationWarning):
+        assert isinstance(tasks.make_gru(ModelConfig(cell="mingru")), MinGRUStack)

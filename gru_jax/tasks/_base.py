@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 import flax.linen as nn
+import jax
 
-from gru_jax._typing import Array, PRNGKey
 from gru_jax.linen import GRU, MinGRUStack
 
-Batch = Mapping[str, Array]
+Batch = Mapping[str, jax.Array]
 """A batch of a task: named arrays (e.g. ``inputs``, ``targets``, ``lengths``), batch-major."""
 
 Params = Any
@@ -23,7 +24,7 @@ class Source:
     """A deterministic stream of batches: ``batch(key, batch_size)`` is a pure, jittable function
     of the key (``batch_size`` static), so that step ``s`` always sees the same data."""
 
-    batch: Callable[[PRNGKey, int], Batch]
+    batch: Callable[[jax.Array, int], Batch]
     info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -92,10 +93,10 @@ class Task:
     higher_is_better: bool
     make_source: Callable[[Any, int], Source]
     make_model: Callable[[Any, Any], nn.Module]
-    loss: Callable[[Any, Batch], Array]
-    metric_sums: Callable[[nn.Module, Params, Batch], tuple[Array, Array]]
+    loss: Callable[[Any, Batch], jax.Array]
+    metric_sums: Callable[[nn.Module, Params, Batch], tuple[jax.Array, jax.Array]]
     baseline: Callable[[Splits], float]
-    report: Callable[[nn.Module, Params, Splits, PRNGKey, Path], dict[str, Any]] | None = None
+    report: Callable[[nn.Module, Params, Splits, jax.Array, Path], dict[str, Any]] | None = None
     serve: Callable[[nn.Module, Params, Any], Signature] | None = None
     stream: Callable[[nn.Module, Params, Any], Signature] | None = None
 
@@ -105,7 +106,7 @@ def carry_stream(
     params: Params,
     inputs: tuple[tuple[int | str, ...], str],
     output: str,
-    apply: Callable[[Array, Array, Array], tuple[Array, Array]] | None = None,
+    apply: Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]] | None = None,
 ) -> Signature:
     """The streaming :class:`Signature` of a model with a unidirectional recurrent stack:
     ``(carry (L, b, H), inputs chunk, resets chunk (b, t) bool) -> (new carry, output)``.
@@ -118,13 +119,13 @@ def carry_stream(
     """
     layers, hidden = model.num_layers, model.hidden_size
 
-    def default(carry: Array, x: Array, resets: Array) -> tuple[Array, Array]:
+    def default(carry: jax.Array, x: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
         out, new = model.apply(params, {"inputs": x, "resets": resets}, carry=carry)
-        return cast(Array, out), cast(Array, new)
+        return cast(jax.Array, out), cast(jax.Array, new)
 
     run = apply or default
 
-    def step(carry: Array, x: Array, resets: Array) -> tuple[Array, Array]:
+    def step(carry: jax.Array, x: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
         out, new = run(carry, x, resets)
         return new, out
 
@@ -192,5 +193,17 @@ def make_rnn(config: Any, **kwargs: Any) -> GRU | MinGRUStack:
     return MinGRUStack(features, **(fields | kwargs))
 
 
-make_gru = make_rnn
-"""The earlier name of :func:`make_rnn` (it builds the GRU for ``cell: gru``, the default)."""
+def make_gru(config: Any, **kwargs: Any) -> GRU | MinGRUStack:
+    """The earlier name of :func:`make_rnn`, deprecated: it warns, then returns
+    ``make_rnn(config, **kwargs)`` (a GRU or a minGRU by ``model.cell``).
+
+    Warns:
+      DeprecationWarning: on every call.
+    """
+    warnings.warn(
+        "gru_jax.tasks.make_gru is deprecated: use make_rnn (it builds a GRU or a minGRU by "
+        "model.cell)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return make_rnn(config, **kwargs)

@@ -16,7 +16,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gru_jax._schema import check_ranges, setting
 from gru_jax.tasks._base import (
     Batch,
     Signature,
@@ -27,6 +26,8 @@ from gru_jax.tasks._base import (
     gru_fields,
     make_rnn,
 )
+from gru_jax.tasks._plots import scatter_plot
+from gru_jax.tasks._schema import check_ranges, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +111,6 @@ def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array
 def _report(
     model: nn.Module, params: Any, data: Splits, key: jax.Array, workdir: Path
 ) -> dict[str, Any]:
-    from gru_jax.train._plots import scatter_plot
-
     batch = data.eval.batch(key, 256)
     predictions = cast(jax.Array, model.apply(params, batch))
     scatter_plot(

@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gru_jax._schema import check_ranges, setting
 from gru_jax.tasks._base import (
     Batch,
     Signature,
@@ -31,6 +30,7 @@ from gru_jax.tasks._base import (
     gru_fields,
     make_rnn,
 )
+from gru_jax.tasks._schema import check_ranges, setting
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax._schema import ConfigError, check_ranges, setting
 from gru_jax.tasks._base import (
     Batch,
     Signature,
@@ -31,6 +30,8 @@ from gru_jax.tasks._base import (
     gru_fields,
     make_rnn,
 )
+from gru_jax.tasks._plots import series_plot
+from gru_jax.tasks._schema import ConfigError, check_ranges, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,8 +184,6 @@ def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array
 def _report(
     model: nn.Module, params: Any, data: Splits, key: jax.Array, workdir: Path
 ) -> dict[str, Any]:
-    from gru_jax.train._plots import series_plot
-
     batch = data.eval.batch(key, 3)
     predicted = np.asarray(model.apply(params, batch))
     context = batch["inputs"].shape[1]

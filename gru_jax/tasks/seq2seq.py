@@ -28,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax._schema import ConfigError, check_ranges, setting
 from gru_jax.tasks._base import (
     Batch,
     Signature,
@@ -38,6 +37,8 @@ from gru_jax.tasks._base import (
     gru_fields,
     make_rnn,
 )
+from gru_jax.tasks._plots import series_plot
+from gru_jax.tasks._schema import ConfigError, check_ranges, setting
 
 PAD, BOS, EOS = 0, 1, 2
 """The special tokens (padding, beginning and end of sequence); the letters follow them."""
@@ -289,8 +290,6 @@ def _report(
         for n in range(data.min_len, data.max_len + 1)
         if (lengths == n).any()
     }
-    from gru_jax.train._plots import series_plot
-
     series_plot(
         workdir / "plots" / "accuracy_by_length.png",
         {"greedy decoding": (np.array(list(by_length)), np.array(list(by_length.values())))},

@@ -5,32 +5,34 @@
 (:mod:`gru_jax.cli`) is a thin layer over it.
 """
 
+from gru_jax.tasks._plots import loss_plot, scatter_plot, series_plot
+from gru_jax.tasks._schema import ConfigError, Setting, setting
+from gru_jax.train._checkpoint import CheckpointError
 from gru_jax.train._config import (
     Config,
-    ConfigError,
     ModelConfig,
-    Setting,
     TrainConfig,
     config_differences,
     config_to_dict,
     load_config,
     load_settings,
     parse_config,
-    setting,
 )
-from gru_jax.train._distributed import Cluster, find_cluster, supervise
+from gru_jax.train._distributed import (
+    Cluster,
+    find_cluster,
+    make_mesh,
+    maybe_initialize_distributed,
+    supervise,
+)
 from gru_jax.train._export import export_run
-from gru_jax.train._loop import (
-    CheckpointError,
-    Preempted,
+from gru_jax.train._run import (
     evaluate_checkpoint,
     load_checkpoint,
-    make_mesh,
     make_optimizer,
-    maybe_initialize_distributed,
     train_and_evaluate,
 )
-from gru_jax.train._plots import loss_plot, scatter_plot, series_plot
+from gru_jax.train._signals import Preempted
 
 __all__ = [
     "CheckpointError",

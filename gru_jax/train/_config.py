@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from gru_jax._schema import ConfigError, Setting, check_ranges, setting
+from gru_jax.tasks._schema import ConfigError, Setting, check_ranges, setting
 
 _T = TypeVar("_T")
 

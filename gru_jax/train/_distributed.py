@@ -1,4 +1,5 @@
-"""Several processes: how a process joins a run, and the supervisor that keeps failures to a line.
+"""Several processes: how a process joins a run, the mesh over the devices of every process, and
+the supervisor that keeps failures to a line.
 
 A run over several processes (hosts, or several processes of one machine) is described by three
 values: the coordinator's ``HOST:PORT`` (process 0 serves it), the number of processes and this
@@ -25,7 +26,11 @@ import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
-from gru_jax.train._config import ConfigError
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from gru_jax.train._config import ConfigError, TrainConfig
 
 WORKER_ENV = "_GRU_JAX_WORKER"
 """Set in the supervised child: its value is ``"OUT,ERR"``, the file descriptors of the real
@@ -163,8 +168,6 @@ def initialize(cluster: Cluster) -> None:
     On CPU the collectives between processes go through gloo (the setting only concerns the CPU
     backend, so it is harmless on GPU and TPU hosts). Must run before JAX touches a device.
     """
-    import jax
-
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         cluster.coordinator,
@@ -173,6 +176,79 @@ def initialize(cluster: Cluster) -> None:
         initialization_timeout=cluster.init_timeout,
         heartbeat_timeout_seconds=cluster.heartbeat_timeout,
     )
+
+
+def maybe_initialize_distributed(
+    force: bool = False,
+    *,
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    init_timeout: int = 120,
+    heartbeat_timeout: int = 100,
+) -> bool:
+    """Join a run of several processes when the arguments or the environment describe one.
+
+    The values come from the arguments, else from ``JAX_COORDINATOR_ADDRESS``,
+    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``; without any of them, SLURM or Open MPI with more
+    than one task (or ``force``) lets ``jax.distributed.initialize()`` detect the cluster. On CPU
+    the collectives between processes use gloo, so several processes of one machine work too.
+    Must be called before JAX uses a device. Returns whether it initialised.
+
+    JAX ends the process (``abort``) if the others do not join within ``init_timeout`` seconds or
+    one of them stops answering for ``heartbeat_timeout`` seconds; the ``gru-jax`` command runs
+    such a process under a supervisor that reports this as one line.
+
+    Raises:
+      ConfigError: incomplete or inconsistent values (see :func:`find_cluster`).
+    """
+    cluster = find_cluster(
+        coordinator,
+        num_processes,
+        process_id,
+        detect=force,
+        init_timeout=init_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+    )
+    if cluster is None:
+        return False
+    initialize(cluster)
+    return True
+
+
+# ----------------------------------------------------------------------------- the devices
+
+
+def make_mesh(num_devices: int = 0) -> Mesh:
+    """A 1-D ``("data",)`` mesh over the first ``num_devices`` devices (0: all of them).
+
+    With several processes the mesh spans every process's devices, so ``num_devices`` must be 0
+    or all of them.
+    """
+    devices = jax.devices()
+    if num_devices:
+        if num_devices > len(devices):
+            raise ConfigError(
+                f"config key 'train.num_devices' is {num_devices}, but only {len(devices)} "
+                "device(s) are available"
+            )
+        if jax.process_count() > 1 and num_devices != len(devices):
+            raise ConfigError(
+                f"config key 'train.num_devices' must be 0 or {len(devices)} (every device of "
+                f"the {jax.process_count()} processes) in a run over several processes; "
+                f"got {num_devices}"
+            )
+        devices = devices[:num_devices]
+    return Mesh(np.asarray(devices), ("data",))
+
+
+def check_devices(train: TrainConfig, mesh: Mesh) -> None:
+    """The cross-key constraint that needs the devices: every device gets whole rows."""
+    if train.batch_size % mesh.size:
+        raise ConfigError(
+            f"config key 'train.batch_size' ({train.batch_size}) must be divisible by the "
+            f"number of devices ({mesh.size})"
+        )
 
 
 # ----------------------------------------------------------------------------- the supervisor

@@ -24,7 +24,7 @@ from jax import export
 
 from gru_jax.tasks import Signature, get_task
 from gru_jax.train._config import Config, ConfigError
-from gru_jax.train._loop import load_checkpoint
+from gru_jax.train._run import load_checkpoint
 
 FORMAT = "gru_jax.export/1"
 

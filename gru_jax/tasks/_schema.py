@@ -5,8 +5,9 @@ A config section is a frozen dataclass; each field declares its default and its 
 define ``validate(self) -> None`` for constraints between its keys. :mod:`gru_jax.train` checks
 a parsed config against both; :mod:`gru_jax.tasks` declares its ``data:`` sections here too.
 
-This module imports nothing heavy, so that the tasks can use it without importing the training
-loop (which imports the tasks).
+It sits in :mod:`gru_jax.tasks`, below :mod:`gru_jax.train` (which imports the tasks), so that
+the tasks can declare their sections without importing the training loop; it imports nothing
+heavy. :mod:`gru_jax.train` re-exports its public names.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ its own rows of each batch, and writes its part of each Orbax checkpoint; proces
 
 Preemption: with ``handle_signals=True`` a SIGTERM or SIGINT lets the current step finish, then
 the run checkpoints and raises :class:`Preempted`; every process stops after the same step.
+
+The pieces around the loop: ``_checkpoint`` (the Orbax checkpoints and the run's files),
+``_distributed`` (joining several processes, the mesh), ``_signals`` (preemption).
 """
 
 from __future__ import annotations
@@ -23,12 +26,9 @@ import functools
 import hashlib
 import json
 import os
-import signal
 import socket
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -37,84 +37,26 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 import yaml
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from gru_jax.tasks import Splits, Task, get_task
-from gru_jax.train._config import (
-    Config,
-    ConfigError,
-    TrainConfig,
-    config_differences,
-    config_to_dict,
+from gru_jax.tasks._plots import loss_plot
+from gru_jax.train._checkpoint import (
+    State,
+    check_saved_config,
+    checkpoint_manager,
+    restore_checkpoint,
+    save_checkpoint,
+    to_host,
+    write_atomic,
 )
-from gru_jax.train._distributed import find_cluster, initialize
+from gru_jax.train._config import Config, ConfigError, TrainConfig, config_to_dict
+from gru_jax.train._distributed import check_devices, make_mesh
+from gru_jax.train._signals import Preempted, StopRequests
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
-
-State = dict[str, Any]  # {"params": ..., "opt_state": ..., "step": int32 scalar}
-
-
-def maybe_initialize_distributed(
-    force: bool = False,
-    *,
-    coordinator: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-    init_timeout: int = 120,
-    heartbeat_timeout: int = 100,
-) -> bool:
-    """Join a run of several processes when the arguments or the environment describe one.
-
-    The values come from the arguments, else from ``JAX_COORDINATOR_ADDRESS``,
-    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``; without any of them, SLURM or Open MPI with more
-    than one task (or ``force``) lets ``jax.distributed.initialize()`` detect the cluster. On CPU
-    the collectives between processes use gloo, so several processes of one machine work too.
-    Must be called before JAX uses a device. Returns whether it initialised.
-
-    JAX ends the process (``abort``) if the others do not join within ``init_timeout`` seconds or
-    one of them stops answering for ``heartbeat_timeout`` seconds; the ``gru-jax`` command runs
-    such a process under a supervisor that reports this as one line.
-
-    Raises:
-      ConfigError: incomplete or inconsistent values (see :func:`find_cluster`).
-    """
-    cluster = find_cluster(
-        coordinator,
-        num_processes,
-        process_id,
-        detect=force,
-        init_timeout=init_timeout,
-        heartbeat_timeout=heartbeat_timeout,
-    )
-    if cluster is None:
-        return False
-    initialize(cluster)
-    return True
-
-
-def make_mesh(num_devices: int = 0) -> Mesh:
-    """A 1-D ``("data",)`` mesh over the first ``num_devices`` devices (0: all of them).
-
-    With several processes the mesh spans every process's devices, so ``num_devices`` must be 0
-    or all of them.
-    """
-    devices = jax.devices()
-    if num_devices:
-        if num_devices > len(devices):
-            raise ConfigError(
-                f"config key 'train.num_devices' is {num_devices}, but only {len(devices)} "
-                "device(s) are available"
-            )
-        if jax.process_count() > 1 and num_devices != len(devices):
-            raise ConfigError(
-                f"config key 'train.num_devices' must be 0 or {len(devices)} (every device of "
-                f"the {jax.process_count()} processes) in a run over several processes; "
-                f"got {num_devices}"
-            )
-        devices = devices[:num_devices]
-    return Mesh(np.asarray(devices), ("data",))
 
 
 def make_optimizer(train: TrainConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -143,15 +85,6 @@ def make_optimizer(train: TrainConfig) -> tuple[optax.GradientTransformation, op
     return optimizer, schedule
 
 
-def _check_devices(train: TrainConfig, mesh: Mesh) -> None:
-    """The cross-key constraint that needs the devices: every device gets whole rows."""
-    if train.batch_size % mesh.size:
-        raise ConfigError(
-            f"config key 'train.batch_size' ({train.batch_size}) must be divisible by the "
-            f"number of devices ({mesh.size})"
-        )
-
-
 class _Run:
     """The compiled pieces of a run: model, data, step and eval functions, and their shardings."""
 
@@ -159,7 +92,7 @@ class _Run:
         self.config = config
         self.task: Task = get_task(config.task)
         self.mesh = make_mesh(config.train.num_devices)
-        _check_devices(config.train, self.mesh)
+        check_devices(config.train, self.mesh)
         self.model = self.task.make_model(config.model, config.data)
         self.optimizer, self.schedule = make_optimizer(config.train)
         k_init, self.k_data, self.k_dropout, self.k_eval = jax.random.split(
@@ -229,20 +162,8 @@ class _Run:
         return total / count
 
     def checkpoint_manager(self, workdir: Path) -> ocp.CheckpointManager:
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=self.config.train.keep_checkpoints,
-            enable_async_checkpointing=False,
-            create=True,
-            cleanup_tmp_directories=True,  # what a killed save left behind
-        )
-        return ocp.CheckpointManager(
-            workdir.resolve() / "checkpoints",
-            options=options,
-            item_handlers={
-                "state": ocp.StandardCheckpointHandler(),
-                "meta": ocp.JsonCheckpointHandler(),
-            },
-        )
+        """The Orbax manager of ``workdir/checkpoints``, keeping ``train.keep_checkpoints``."""
+        return checkpoint_manager(workdir, self.config.train.keep_checkpoints)
 
     def restore(self, manager: ocp.CheckpointManager, step: int) -> tuple[State, dict[str, Any]]:
         """Restore the checkpoint of ``step`` onto this run's devices, checking first that it
@@ -251,32 +172,7 @@ class _Run:
         abstract = jax.tree.map(
             lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.replicated), abstract
         )
-        where = f"checkpoint of step {step} in {str(manager.directory)!r}"
-        unreadable = (
-            "the files are incomplete or damaged; move that step's directory aside to resume "
-            "from the checkpoint before it"
-        )
-        try:
-            saved = manager.item_metadata(step)["state"].tree
-        except Exception as e:  # orbax/tensorstore errors on missing or truncated metadata
-            raise CheckpointError(f"{where} cannot be read ({_first_line(e)}): {unreadable}") from e
-        _check_shapes(abstract, saved, where)
-        try:
-            restored = manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-                ),
-            )
-        except Exception as e:  # tensorstore/orbax errors on truncated or missing files
-            raise CheckpointError(f"{where} cannot be read ({_first_line(e)}): {unreadable}") from e
-        state, meta = restored["state"], restored["meta"]
-        if not isinstance(meta, dict) or meta.get("checksum") != state_checksum(state):
-            raise CheckpointError(
-                f"{where} is corrupted: its arrays do not match the checksum written with them; "
-                "move that step's directory aside to resume from the checkpoint before it"
-            )
-        return state, meta
+        return restore_checkpoint(manager, step, abstract)
 
 
 @functools.lru_cache(maxsize=4)
@@ -300,107 +196,10 @@ def _run_for(config: Config, *, eval_seed: int | None = None) -> _Run:
     return _cached_run(config, eval_seed, task, devices)
 
 
-class CheckpointError(ConfigError):
-    """A checkpoint that cannot be trusted: unreadable, truncated, or not what was written."""
-
-
-class Preempted(Exception):
-    """The run stopped on SIGTERM or SIGINT, after checkpointing its last step.
-
-    Raised by :func:`train_and_evaluate` with ``handle_signals=True``; ``--resume`` continues
-    the run exactly. The ``gru-jax`` command exits with ``128 + signum`` (143 or 130).
-
-    Attributes:
-      signum: the signal's number.
-      step: the step the checkpoint holds.
-    """
-
-    def __init__(self, signum: int, step: int):
-        super().__init__(
-            f"stopped by {signal.Signals(signum).name} after step {step} (checkpointed)"
-        )
-        self.signum = signum
-        self.step = step
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:200] if lines else ''}"
-
-
-def _check_shapes(abstract: Any, saved: Any, where: str) -> None:
-    """Refuse a readable checkpoint whose arrays have other shapes than this run's model: it was
-    written by another config (a :class:`ConfigError`, not a damaged checkpoint)."""
-    expected = {_path_name(p): a for p, a in jax.tree_util.tree_leaves_with_path(abstract)}
-    try:
-        found = {_path_name(p): a for p, a in jax.tree_util.tree_leaves_with_path(saved)}
-    except Exception:
-        return
-    differing = [
-        f"{key} saved {tuple(found[key].shape)} {found[key].dtype}, "
-        f"this config makes {tuple(a.shape)} {a.dtype}"
-        for key, a in expected.items()
-        if key in found
-        and (tuple(found[key].shape) != tuple(a.shape) or np.dtype(found[key].dtype) != a.dtype)
-    ]
-    missing = sorted(set(expected) ^ set(found))
-    if differing or missing:
-        detail = differing[0] if differing else f"arrays {missing[:3]} are in only one of them"
-        raise ConfigError(
-            f"{where} was written by a model of another config ({detail}); it is intact: give "
-            "the config the run was trained with, or another --workdir"
-        )
-
-
 def _host_floats(values: list[Any]) -> np.ndarray:
     """Scalars (device arrays, replicated ones included, or floats) as one float64 host array,
     fetched with one ``jax.device_get`` rather than one transfer each."""
     return np.asarray(jax.device_get(values), np.float64)
-
-
-def _path_name(path: tuple[Any, ...]) -> str:
-    """``opt_state/1/0/mu/params/...``: a tree path in the same words whether it runs through
-    dicts, tuples or named tuples (Orbax's metadata stores them differently)."""
-    names = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
-    return "/".join(map(str, names))
-
-
-def _host(leaf: Any) -> np.ndarray:
-    """A replicated array's value on the host (any process holds a whole copy)."""
-    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-        return np.asarray(leaf.addressable_data(0))
-    return np.asarray(jax.device_get(leaf))
-
-
-def state_checksum(state: State) -> str:
-    """SHA-256 over every array of ``state`` (paths, dtypes, shapes and bytes), in tree order."""
-    digest = hashlib.sha256()
-    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-        array = _host(leaf)
-        digest.update(f"{jax.tree_util.keystr(path)}:{array.dtype}:{array.shape};".encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-def _save(manager: ocp.CheckpointManager, state: State, meta: dict[str, Any]) -> None:
-    """Save ``state`` with ``meta`` and a checksum (every process takes part). Orbax writes into a
-    temporary directory and renames it when complete, so a crash mid-write leaves no step that
-    looks finished."""
-    step = int(state["step"])
-    if step in manager.all_steps():
-        return
-    meta = meta | {"checksum": state_checksum(state)}
-    manager.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-    )
-    manager.wait_until_finished()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _progress(total: int, completed: int, *, show: bool) -> tuple[Progress, TaskID]:
@@ -426,91 +225,6 @@ def _progress(total: int, completed: int, *, show: bool) -> tuple[Progress, Task
     )
     task_id = progress.add_task("train", total=total, completed=completed, loss="-", speed="-")
     return progress, task_id
-
-
-class _StopRequests:
-    """SIGTERM and SIGINT, turned into "stop after this step" (a context manager).
-
-    The first signal is recorded and later ones are ignored until the run has checkpointed, so
-    that a scheduler's repeated signals or a second Ctrl-C cannot interrupt the checkpoint.
-    :meth:`poll` is called once per step and says after which step to stop: in one process, as
-    soon as a signal arrived; over several processes, each step's flags are combined by a
-    collective maximum whose result is read one step later, so every process stops after the
-    same step without waiting on the collective.
-    """
-
-    def __init__(self, enabled: bool, mesh: Mesh):
-        self.enabled = enabled
-        self.signum = 0
-        self.several = jax.process_count() > 1
-        self._previous: dict[int, Any] = {}
-        self._pending: jax.Array | None = None
-        if self.several:
-            self._local = len(mesh.local_devices)
-            self._sharding = NamedSharding(mesh, P("data"))
-            self._max = jax.jit(jnp.max, out_shardings=NamedSharding(mesh, P()))
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        del frame
-        if not self.signum:
-            self.signum = signum
-
-    def __enter__(self) -> _StopRequests:
-        if self.enabled and threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-
-    def poll(self) -> int:
-        """The signal to stop on after the step just dispatched (0: go on)."""
-        if not self.enabled:
-            return 0
-        if not self.several:
-            return self.signum
-        local = np.full((self._local,), self.signum, np.int32)
-        flags = jax.make_array_from_process_local_data(self._sharding, local)
-        previous, self._pending = self._pending, self._max(flags)
-        return 0 if previous is None else int(previous)
-
-
-def _check_saved_config(workdir: Path, config: Config, *, evaluating: bool) -> None:
-    """Compare ``config`` with the ``config.yaml`` that trained the run in ``workdir``."""
-    path = workdir / "config.yaml"
-    if not path.is_file():
-        return
-    try:
-        saved = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read {str(path)!r}: {_first_line(e)}") from e
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{str(path)!r} must hold a mapping; got {type(saved).__name__}")
-    differing = config_differences(saved, config, evaluating=evaluating)
-    if differing:
-        run, given = _flat(saved), _flat(config_to_dict(config))
-        shown = ", ".join(
-            f"{key} (run: {run.get(key, 'default')!r}, given: {given.get(key)!r})"
-            for key in differing[:4]
-        )
-        more = f" and {len(differing) - 4} more" if len(differing) > 4 else ""
-        action = "evaluate it with" if evaluating else "resume it with"
-        raise ConfigError(
-            f"the run in {str(workdir)!r} was trained with another config: {shown}{more}; "
-            f"{action} the same values (they are in {str(path)!r})"
-        )
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested mapping as ``{"model.hidden_size": 64, ...}``."""
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out |= _flat(value, f"{prefix}{key}.")
-    return out
 
 
 def _same_everywhere(config: Config) -> None:
@@ -556,7 +270,7 @@ def _write_process_file(workdir: Path, run: _Run, batch: Any) -> None:
     }
     path = workdir / "processes" / f"{jax.process_index()}.json"
     path.parent.mkdir(exist_ok=True)
-    _write_atomic(path, json.dumps(info, indent=2) + "\n")
+    write_atomic(path, json.dumps(info, indent=2) + "\n")
 
 
 def train_and_evaluate(
@@ -595,7 +309,7 @@ def train_and_evaluate(
     workdir = Path(workdir)
     lead = jax.process_index() == 0
     if resume:
-        _check_saved_config(workdir, config, evaluating=False)
+        check_saved_config(workdir, config, evaluating=False)
     _same_everywhere(config)
     run = _run_for(config)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -618,13 +332,13 @@ def train_and_evaluate(
                 for line in metrics_path.read_text().splitlines()
                 if line.strip() and json.loads(line)["step"] <= latest
             ]
-            _write_atomic(metrics_path, "".join(line + "\n" for line in kept))
+            write_atomic(metrics_path, "".join(line + "\n" for line in kept))
     else:
         state, elapsed_before = run.fresh_state(), 0.0
         if lead:
             metrics_path.write_text("")
     if lead:
-        _write_atomic(
+        write_atomic(
             workdir / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False)
         )
     if jax.process_count() > 1:
@@ -641,7 +355,7 @@ def train_and_evaluate(
     done = start
 
     def checkpoint() -> None:
-        _save(
+        save_checkpoint(
             manager,
             state,
             {
@@ -652,7 +366,7 @@ def train_and_evaluate(
 
     with (
         progress,
-        _StopRequests(handle_signals, run.mesh) as stops,
+        StopRequests(handle_signals, run.mesh) as stops,
         metrics_path.open("a") if lead else open(os.devnull, "w") as metrics_file,
     ):
 
@@ -749,10 +463,8 @@ def _finish(
         "platform": jax.default_backend(),
     }
     # The report runs on this process alone, on a local copy of the parameters.
-    params = jax.tree.map(lambda leaf: jnp.asarray(_host(leaf)), state["params"])
+    params = jax.tree.map(lambda leaf: jnp.asarray(to_host(leaf)), state["params"])
     try:
-        from gru_jax.train._plots import loss_plot
-
         loss_plot(
             metrics_path,
             workdir / "plots" / "loss.png",
@@ -766,7 +478,7 @@ def _finish(
             )
     except ImportError as e:  # matplotlib is a dependency: only a broken install lacks it
         summary["plots"] = f"skipped: {e}"
-    _write_atomic(workdir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(workdir / "summary.json", json.dumps(summary, indent=2) + "\n")
     manager.close()
     return summary
 
@@ -780,7 +492,7 @@ def load_checkpoint(config: Config, workdir: str | Path) -> tuple[Any, Any, int]
     workdir = Path(workdir)
     if not (workdir / "checkpoints").is_dir():
         raise ConfigError(f"workdir {str(workdir)!r} holds no checkpoints")
-    _check_saved_config(workdir, config, evaluating=True)
+    check_saved_config(workdir, config, evaluating=True)
     run = _run_for(config)
     manager = run.checkpoint_manager(workdir)
     step = manager.latest_step()
@@ -789,7 +501,7 @@ def load_checkpoint(config: Config, workdir: str | Path) -> tuple[Any, Any, int]
         raise ConfigError(f"workdir {str(workdir)!r} holds no checkpoints")
     state, _ = run.restore(manager, step)
     manager.close()
-    params = jax.tree.map(lambda leaf: jnp.asarray(_host(leaf)), state["params"])
+    params = jax.tree.map(lambda leaf: jnp.asarray(to_host(leaf)), state["params"])
     return run.model, params, step
 
 
@@ -802,7 +514,7 @@ def evaluate_checkpoint(config: Config, workdir: str | Path, *, seed: int) -> di
     workdir = Path(workdir)
     if not (workdir / "checkpoints").is_dir():
         raise ConfigError(f"workdir {str(workdir)!r} holds no checkpoints")
-    _check_saved_config(workdir, config, evaluating=True)
+    check_saved_config(workdir, config, evaluating=True)
     run = _run_for(config, eval_seed=seed)
     manager = run.checkpoint_manager(workdir)
     step = manager.latest_step()

@@ -1,4 +1,8 @@
-"""PNG plots of a run, with matplotlib's non-interactive Agg backend (imported lazily)."""
+"""PNG plots of a run, with matplotlib's non-interactive Agg backend (imported lazily).
+
+The tasks' reports draw their plots with these, and the training loop its loss curve;
+:mod:`gru_jax.train` re-exports them.
+"""
 
 from __future__ import annotations
 
