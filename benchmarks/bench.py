@@ -474,7 +474,7 @@ def measure_remat(args, dtype, log):
 
 def gru_plan(shape, reset_after: bool) -> dict:
     """The internal strategy ``gru_jax.gru`` picks for this shape (recorded for the report)."""
-    from gru_jax._vjp import plan
+    from gru_jax._gru.plan import plan
 
     b, t, i, h = shape
     return plan(t, b, i, h, reset_after=reset_after)._asdict()

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{res[m]['median_ms']:.1f} ({res[m]['min_ms']:.1f}–{res[m]['max_ms']:.1f})"
                 for m in MODES
             ]
-            auto = gru_jax._mingru.resolve_mode("auto", steps)
+            auto = gru_jax._base.linear_scan.resolve_mode("auto", steps)
             print(f"| {steps} | " + " | ".join(cells) + f" | {res['best']} | {auto} |")
 
     reset_results = {}

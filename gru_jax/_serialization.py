@@ -14,8 +14,8 @@ import json
 
 from jax import export
 
-from gru_jax._cell import GRUParams
-from gru_jax._mingru import MinGRUParams
+from gru_jax._gru.cell import GRUParams
+from gru_jax._mingru.cell import MinGRUParams
 
 
 def _serialize(aux: tuple[object, ...]) -> bytes:

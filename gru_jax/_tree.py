@@ -14,9 +14,9 @@ from typing import Any, cast
 import jax
 import jax.numpy as jnp
 
-from gru_jax._cell import GRUParams
-from gru_jax._stack import GRUStackParams
-from gru_jax._typing import Array, DTypeLike
+from gru_jax._base.typing import Array, DTypeLike
+from gru_jax._gru.cell import GRUParams
+from gru_jax._gru.stack import GRUStackParams
 
 FIELDS = ("w_x", "w_h", "b_x", "b_h")
 DIRECTIONS = ("forward", "backward")

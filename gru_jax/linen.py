@@ -19,30 +19,24 @@ from typing import TYPE_CHECKING, Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gru_jax._cell import (
-    GRUParams,
+from gru_jax._base.checks import as_float_array, check_chrono, check_size, check_xs
+from gru_jax._base.init import (
     at_least_float32,
     chrono_bias_init,
     default_bias_init,
     default_kernel_init,
     default_recurrent_init,
     gate_blocks,
-    gru_cell,
-)
-from gru_jax._checks import as_float_array, check_chrono, check_size
-from gru_jax._mingru import (
-    DEFAULT_CHUNK_SIZE,
-    MinGRUParams,
-    check_candidate,
-    mingru,
-    mingru_cell,
     two_blocks,
 )
-from gru_jax._mingru_stack import mingru_stack, mingru_stack_cell
-from gru_jax._scan import check_xs
-from gru_jax._stack import gru_stack, gru_stack_cell
+from gru_jax._base.linear_scan import DEFAULT_CHUNK_SIZE
+from gru_jax._base.typing import Array, DTypeLike, Initializer, PRNGKey
+from gru_jax._gru.cell import GRUParams, gru_cell
+from gru_jax._gru.stack import gru_stack, gru_stack_cell
+from gru_jax._mingru.cell import MinGRUParams, check_candidate, mingru_cell
+from gru_jax._mingru.sequence import mingru
+from gru_jax._mingru.stack import mingru_stack, mingru_stack_cell
 from gru_jax._tree import DIRECTIONS, cast_tree, cell_step, params_to_tree, tree_to_params
-from gru_jax._typing import Array, DTypeLike, Initializer, PRNGKey
 
 __all__ = [
     "GRU",

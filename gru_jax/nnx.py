@@ -22,29 +22,23 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.nnx.nn.recurrent import RNNCellBase
 
-from gru_jax._cell import (
-    GRUParams,
+from gru_jax._base.checks import as_float_array, check_chrono, check_size
+from gru_jax._base.init import (
     at_least_float32,
-    check_params,
     chrono_bias_init,
     default_bias_init,
     default_kernel_init,
     default_recurrent_init,
     gate_blocks,
-    gru_cell,
-)
-from gru_jax._checks import as_float_array, check_chrono, check_size
-from gru_jax._mingru import (
-    DEFAULT_CHUNK_SIZE,
-    MinGRUParams,
-    check_candidate,
-    check_mode,
-    mingru,
-    mingru_cell,
     two_blocks,
 )
-from gru_jax._mingru import check_params as check_mingru_params
-from gru_jax._stack import GRUStackParams, check_stack, gru_stack, gru_stack_cell
+from gru_jax._base.linear_scan import DEFAULT_CHUNK_SIZE, check_mode
+from gru_jax._base.typing import Array, DTypeLike, Initializer
+from gru_jax._gru.cell import GRUParams, check_params, gru_cell
+from gru_jax._gru.stack import GRUStackParams, check_gru_stack, gru_stack, gru_stack_cell
+from gru_jax._mingru.cell import MinGRUParams, check_candidate, mingru_cell
+from gru_jax._mingru.cell import check_params as check_mingru_params
+from gru_jax._mingru.sequence import mingru
 from gru_jax._tree import (
     DIRECTIONS,
     FIELDS,
@@ -53,7 +47,6 @@ from gru_jax._tree import (
     params_to_tree,
     tree_to_params,
 )
-from gru_jax._typing import Array, DTypeLike, Initializer
 
 __all__ = ["GRU", "GRUCell", "MinGRU", "MinGRUCell", "params_to_tree", "tree_to_params"]
 
@@ -323,7 +316,7 @@ class GRU(nnx.Module):
 
     def load_gru_params(self, params: GRUStackParams) -> None:
         """Load a ``params[layer][direction]`` stack of the same structure into the module."""
-        num_layers, num_directions, _, _ = check_stack("GRU.load_gru_params", params)
+        num_layers, num_directions, _, _ = check_gru_stack("GRU.load_gru_params", params)
         if (num_layers, num_directions) != (self.num_layers, self.num_directions):
             raise ValueError(
                 f"GRU.load_gru_params: expected {self.num_layers} layer(s) of "

@@ -24,8 +24,9 @@ from jax import export
 import gru_jax
 import gru_jax.linen
 import gru_jax.nnx
-from gru_jax._mingru import SMALL_BLOCK, resolve_mode, sequential_block
-from gru_jax._vjp import SYMBOLIC_CHUNK, Plan, plan
+from gru_jax._base.linear_scan import resolve_mode
+from gru_jax._gru.plan import SYMBOLIC_CHUNK, Plan, plan
+from gru_jax._mingru.sequence import SMALL_BLOCK, sequential_block
 
 I, H = 3, 8
 KEY = jax.random.key(0)

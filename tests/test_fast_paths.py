@@ -1,6 +1,6 @@
 """The optimised ``gru`` against autodiff of a plain scan, in float64.
 
-``gru`` runs a hand-written derivative (``gru_jax._vjp``: a ``custom_jvp`` whose transpose is the
+``gru`` runs a hand-written derivative (``gru_jax._gru.jvp``: a ``custom_jvp`` whose transpose is the
 reverse scan with the weight gradients as large matmuls after the loop) and, with ``remat=True``,
 a chunked recomputation. Every path here is compared with ``jax.grad`` / ``jax.jvp`` of
 ``plain_gru``: the textbook ``lax.scan`` of ``gru_cell``'s step with ``jnp.where`` masking, which
@@ -16,9 +16,11 @@ import pytest
 from helpers import assert_trees_close
 from jax.test_util import check_grads
 
-from gru_jax import GRUParams, _scan, gru
-from gru_jax._cell import _step
-from gru_jax._vjp import Plan, _pick_chunk, default_chunk, plan, scan_gru
+from gru_jax import GRUParams, gru
+from gru_jax._gru import sequence as _scan
+from gru_jax._gru.cell import _step
+from gru_jax._gru.jvp import scan_gru
+from gru_jax._gru.plan import Plan, default_chunk, pick_chunk, plan
 
 TOL = 1e-9
 B, I, H = 3, 4, 5
@@ -372,8 +374,8 @@ def test_remat_cuts_compiled_memory_for_long_sequences():
 
 def test_chunk_choices():
     assert default_chunk(1) == 16 and default_chunk(16384) == 128 and default_chunk(1000) == 32
-    assert _pick_chunk(128, 16) == 16 and _pick_chunk(100, 16) == 20 and _pick_chunk(5, 16) == 5
-    assert _pick_chunk(97, 16) == 16  # prime: no divisor nearby, the last chunk is padded
+    assert pick_chunk(128, 16) == 16 and pick_chunk(100, 16) == 20 and pick_chunk(5, 16) == 5
+    assert pick_chunk(97, 16) == 16  # prime: no divisor nearby, the last chunk is padded
     cpu = plan(512, 1, 32, 128, reset_after=True, backend="cpu")
     gpu = plan(512, 1, 32, 128, reset_after=True, backend="gpu")
     assert cpu.fwd_chunk > 1 and not cpu.hoist and gpu.fwd_chunk == 0 and gpu.hoist

@@ -28,8 +28,9 @@ from reference import np_mingru
 import gru_jax
 import gru_jax.linen
 import gru_jax.nnx
-from gru_jax import MinGRUParams, init_mingru, mingru, mingru_cell
-from gru_jax._mingru import LARGE_BLOCK, linear_recurrence, resolve_mode, sequential_block
+from gru_jax import MinGRUParams, init_mingru, linear_recurrence, mingru, mingru_cell
+from gru_jax._base.linear_scan import resolve_mode
+from gru_jax._mingru.sequence import LARGE_BLOCK, sequential_block
 
 B, T, I, H = 3, 7, 4, 5
 LENGTHS = np.array([T, 3, 0], np.int32)

@@ -9,7 +9,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "gru_jax"
 OPTIONAL = {
     # gru_jax.interop converts to and from these peers' objects: whoever converts has them.
-    "interop.py": {"torch", "equinox"},
+    "interop/_common.py": {"torch"},
+    "interop/_torch.py": {"torch"},
+    "interop/_equinox.py": {"equinox"},
 }
 
 
@@ -57,7 +59,7 @@ def test_every_import_of_the_package_is_a_core_dependency():
     distributions = metadata.packages_distributions()
     for path in sorted(PACKAGE.rglob("*.py")):
         for name in sorted(_imports(path) - set(sys.stdlib_module_names) - {"gru_jax"}):
-            if name in OPTIONAL.get(path.name, ()):
+            if name in OPTIONAL.get(path.relative_to(PACKAGE).as_posix(), ()):
                 continue
             owners = {_canonical(d) for d in distributions.get(name, [])}
             assert owners & installed, (

@@ -21,9 +21,11 @@ from reference import np_gru, np_gru_stack
 
 import gru_jax
 from gru_jax import GRUParams, gru, gru_stack, gru_stack_cell
-from gru_jax._cell import _step
-from gru_jax._resets import segment_starts
-from gru_jax._vjp import Plan, scan_gru
+from gru_jax._base.resets import segment_starts
+from gru_jax._gru import sequence as gru_sequence
+from gru_jax._gru.cell import _step
+from gru_jax._gru.jvp import scan_gru
+from gru_jax._gru.plan import Plan
 
 TOL = 1e-9
 B, T, I, H = 4, 19, 3, 5
@@ -214,18 +216,18 @@ def test_resets_keep_the_plan_and_the_custom_jvp(monkeypatch):
     (no autodiff of a plain scan)."""
     p, xs, h0, _ = make(4, False)
     seen = []
-    real = gru_jax._scan.scan_gru
+    real = gru_sequence.scan_gru
 
     def spy(*args, plan):
         seen.append(plan)
         return real(*args, plan=plan)
 
-    monkeypatch.setattr(gru_jax._scan, "scan_gru", spy)
+    monkeypatch.setattr(gru_sequence, "scan_gru", spy)
     for resets in (None, RESETS):
         for remat in (False, True):
             gru(p, xs, h0, resets=resets, remat=remat)
     assert seen[0] == seen[2] and seen[1] == seen[3]
-    monkeypatch.setattr(gru_jax._scan, "scan_gru", real)
+    monkeypatch.setattr(gru_sequence, "scan_gru", real)
     jaxpr = str(jax.make_jaxpr(lambda xs: gru(p, xs, h0, resets=RESETS))(xs))
     assert "custom_jvp_call" in jaxpr  # whose rule is the hand-written derivative
 

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax import _checks
-from gru_jax._typing import Array, ArrayLike
+from gru_jax._base import checks
+from gru_jax._base.typing import Array, ArrayLike
 
 
 def check_resets(fn: str, resets: ArrayLike, shape: tuple[int, ...], layout: str) -> Array:
@@ -22,7 +22,7 @@ def check_resets(fn: str, resets: ArrayLike, shape: tuple[int, ...], layout: str
         resets = np.asarray(resets)
     if resets.dtype != np.bool_:
         raise TypeError(f"{fn}: resets must have dtype bool; got {resets.dtype}")
-    _checks.check_shape(fn, "resets", resets, shape, layout)
+    checks.check_shape(fn, "resets", resets, shape, layout)
     return jnp.asarray(resets)
 
 
@@ -91,7 +91,7 @@ def segment_ends(resets: ArrayLike, seq_lengths: ArrayLike | None = None) -> Arr
     starts_next = jnp.concatenate([resets[..., 1:], jnp.ones_like(resets[..., :1])], axis=-1)
     if seq_lengths is None:
         return starts_next
-    lengths = _checks.check_seq_lengths(fn, seq_lengths, batch, steps)
+    lengths = checks.check_seq_lengths(fn, seq_lengths, batch, steps)
     t = jnp.arange(steps)
     valid = t < lengths[..., None]
     return valid & (starts_next | (t + 1 == lengths[..., None]))

@@ -7,55 +7,14 @@ import math
 import jax
 import jax.numpy as jnp
 
-from gru_jax import _checks
-from gru_jax._cell import GRUParams, cast_params, check_params, compute_dtype
-from gru_jax._resets import check_resets, segment_starts
-from gru_jax._typing import Array, ArrayLike
-from gru_jax._vjp import plan, scan_gru
-
-
-def check_xs(fn: str, xs: ArrayLike, input_size: int, time_major: bool = False) -> Array:
-    """Check that ``xs`` is a float ``(*B, T, I)`` (``(T, *B, I)`` if ``time_major``) array with
-    the given ``I``."""
-    xs = _checks.as_float_array(fn, "xs", xs)
-    if xs.ndim < 2 or xs.shape[-1] != input_size:
-        layout = "(T, *B, I)" if time_major else "(*B, T, I)"
-        raise ValueError(
-            f"{fn}: xs must have shape (T, I) or {layout} with I = {input_size}; "
-            f"got {tuple(xs.shape)}"
-        )
-    return xs
-
-
-def batch_and_steps(xs: Array, time_major: bool) -> tuple[tuple[int, ...], int]:
-    """``(B, T)``: the batch shape and the number of steps of a checked ``xs``."""
-    if time_major:
-        return tuple(xs.shape[1:-1]), xs.shape[0]
-    return tuple(xs.shape[:-2]), xs.shape[-2]
-
-
-def check_flags(fn: str, **flags: object) -> None:
-    """Each flag must be a bool (``reverse``, ``time_major``, ...)."""
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise TypeError(f"{fn}: {name} must be a bool; got {type(value).__name__}")
-
-
-def check_time_inputs(
-    fn: str,
-    batch: tuple[int, ...],
-    T: int,
-    seq_lengths: ArrayLike | None,
-    resets: ArrayLike | None,
-    time_major: bool,
-) -> tuple[Array | None, Array | None]:
-    """Check ``seq_lengths (*B,)`` and ``resets (*B, T)`` (``(T, *B)`` if ``time_major``)."""
-    if seq_lengths is not None:
-        seq_lengths = _checks.check_seq_lengths(fn, seq_lengths, batch, T)
-    if resets is not None:
-        shape, layout = ((T, *batch), "(T, *B)") if time_major else ((*batch, T), "(*B, T)")
-        resets = check_resets(fn, resets, shape, layout)
-    return seq_lengths, resets
+from gru_jax._base import checks
+from gru_jax._base.dtypes import cast_params, compute_dtype
+from gru_jax._base.resets import segment_starts
+from gru_jax._base.sequence import check_sequence
+from gru_jax._base.typing import Array, ArrayLike
+from gru_jax._gru.cell import GRUParams, check_params
+from gru_jax._gru.jvp import scan_gru
+from gru_jax._gru.plan import plan
 
 
 def gru(
@@ -72,12 +31,12 @@ def gru(
 ) -> tuple[Array, Array]:
     """Run a GRU over a sequence with ``jax.lax.scan``.
 
-    Differentiation uses a hand-written rule (``gru_jax._vjp``): a ``custom_jvp`` whose
+    Differentiation uses a hand-written rule (``gru_jax._gru.jvp``): a ``custom_jvp`` whose
     transpose is a reverse scan over per-step gate gradients followed by the weight gradients as
     large matmuls, so reverse mode, forward mode (``jax.jvp``), ``vmap`` and higher derivatives
     all work. How the loops are arranged (chunked input projections, stored or recomputed
-    gates) is chosen per backend and shape; see ``gru_jax._vjp.plan`` and the
-    performance guide.
+    gates) is chosen per backend and shape; see ``gru_jax._gru.plan.plan``
+    and the performance guide.
 
     Args:
       params: a :class:`GRUParams`.
@@ -88,9 +47,20 @@ def gru(
         valid step. Whatever lies in the padding (even NaN or Inf) changes no output, state or
         gradient. Under ``jit`` the lengths are traced and not range-checked; a length above
         ``T`` then acts as ``T`` and a negative one as ``0``.
+      resets: optional ``(*B, T)`` bool array (``(T, *B)`` if ``time_major``), for several
+        segments in one row (packed sequences, the episodes of a rollout): where
+        ``resets[..., t]`` is True, step ``t`` starts a new segment and the state before it is
+        zeros instead of the previous state, at ``t = 0`` too (the segment then ignores
+        ``h0``). Each segment's values and gradients are those of running it alone from a zero
+        state; in reverse, each segment runs backward from its own last step. Resets in the
+        padding (``t >= length``) are ignored. :func:`gru_jax.resets_from_segment_ids` builds
+        them from packing ids, :func:`gru_jax.segment_ends` finds each segment's last step.
       reverse: run each sequence's valid prefix from its last step to its first. Outputs stay at
         their own time positions, as with torch's packed sequences, and ``h_last`` is the state
         after step 0.
+      time_major: if True, time is the leading axis of ``xs``, ``ys`` and ``resets``
+        (``(T, *B, ·)``, as ``flax.linen.RNN(time_major=True)``); ``h0``, ``seq_lengths`` and
+        ``h_last`` are unchanged. The scans read and write this layout in place.
       unroll: steps per iteration of the compiled loops, as in ``lax.scan`` (an int >= 1, or
         ``True`` to unroll fully). 1, the default, measured fastest on CPU.
       remat: in reverse mode, store no activations but ``xs`` and ``ys``, and recompute the
@@ -99,7 +69,8 @@ def gru(
         the same either way.
 
     Returns:
-      ``(ys, h_last)``: ``ys (*B, T, H)`` the state after every step, and ``h_last (*B, H)``.
+      ``(ys, h_last)``: ``ys (*B, T, H)`` (``(T, *B, H)`` if ``time_major``) the state after
+      every step (zeros past a length), and ``h_last (*B, H)``.
       Both have the promoted dtype of ``params``, ``xs`` and ``h0``.
 
     Example:
@@ -116,14 +87,11 @@ def gru(
     """
     fn = "gru"
     input_size, hidden = check_params(fn, params)
-    check_flags(fn, reverse=reverse, time_major=time_major)
-    xs = check_xs(fn, xs, input_size, time_major)
-    batch, T = batch_and_steps(xs, time_major)
-    if h0 is not None:
-        h0 = _checks.as_float_array(fn, "h0", h0)
-        _checks.check_shape(fn, "h0", h0, (*batch, hidden), "(*B, H)")
-    seq_lengths, resets = check_time_inputs(fn, batch, T, seq_lengths, resets, time_major)
-    unroll = _checks.check_unroll(fn, unroll)
+    checks.check_flags(fn, reverse=reverse, time_major=time_major)
+    xs, batch, T, h0, seq_lengths, resets = check_sequence(
+        fn, xs, input_size, hidden, h0, seq_lengths, resets, time_major=time_major
+    )
+    unroll = checks.check_unroll(fn, unroll)
 
     dtype = compute_dtype(xs, *jax.tree.leaves(params), *([] if h0 is None else [h0]))
     params = cast_params(params, dtype)

@@ -9,24 +9,25 @@ falls between layers.
 
 from __future__ import annotations
 
-import jax
+import functools
+from typing import Any
+
 import jax.numpy as jnp
 
-from gru_jax import _checks
-from gru_jax._mingru import (
-    DEFAULT_CHUNK_SIZE,
-    MinGRUParams,
-    check_params,
-    init_mingru,
-    mingru,
-    mingru_cell,
-)
-from gru_jax._scan import batch_and_steps, check_flags, check_time_inputs, check_xs
-from gru_jax._stack import check_stack, dropout, dropout_keys_for
-from gru_jax._typing import Array, ArrayLike, DTypeLike, PRNGKey
+from gru_jax._base.init import default_bias_init, default_kernel_init
+from gru_jax._base.linear_scan import DEFAULT_CHUNK_SIZE
+from gru_jax._base.stack import check_stack, init_stack, run_stack, run_stack_cell
+from gru_jax._base.typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey
+from gru_jax._mingru.cell import MinGRUParams, check_params, init_mingru, mingru_cell
+from gru_jax._mingru.sequence import mingru
 
 MinGRUStackParams = tuple[tuple[MinGRUParams, ...], ...]
 """``params[layer][direction]``: ``L`` layers of ``D`` directions (forward first) each."""
+
+
+def check_mingru_stack(fn: str, params: Any) -> tuple[int, int, int, int]:
+    """Check a minGRU stack's structure and shapes; return ``(L, D, I, H)``."""
+    return check_stack(fn, params, check_params, "MinGRUParams")
 
 
 def init_mingru_stack(
@@ -39,12 +40,30 @@ def init_mingru_stack(
     candidate: str = "linear",
     dtype: DTypeLike = jnp.float32,
     chrono: int | None = None,
+    kernel_init: Initializer = default_kernel_init,
+    bias_init: Initializer = default_bias_init,
 ) -> MinGRUStackParams:
     """Initialise a stack of ``num_layers`` minGRU layers, each one- or two-directional.
 
     Layer 0 maps ``I`` features to ``H``; layer ``l > 0`` takes the ``D·H`` concatenated outputs
-    of layer ``l - 1``. Each (layer, direction) gets its own key and :func:`init_mingru`'s
-    defaults (``chrono`` as there, drawn per layer and direction).
+    of layer ``l - 1``. Each (layer, direction) gets its own key and :func:`gru_jax.init_mingru`.
+
+    Args:
+      key: a PRNG key.
+      input_size: ``I``.
+      hidden_size: ``H``.
+      num_layers: ``L``, a positive int.
+      bidirectional: ``D = 2`` when true, else ``D = 1``.
+      candidate: ``"linear"`` or ``"g"``, every layer's candidate (see :func:`gru_jax.mingru`).
+      dtype: parameter dtype.
+      chrono: ``None``, or ``T_max``, an int ``>= 3``: the chrono initialisation of
+        :func:`gru_jax.init_mingru` for every layer and direction (each drawn with its own key).
+      kernel_init, bias_init: initializers of every layer and direction, as in
+        :func:`gru_jax.init_mingru`.
+
+    Returns:
+      A tuple of ``L`` tuples of ``D`` :class:`gru_jax.MinGRUParams`: ``params[l][d]``, forward
+      first.
 
     Example:
       >>> import jax
@@ -53,33 +72,25 @@ def init_mingru_stack(
       >>> len(params), len(params[0]), params[1][0].w_x.shape
       (2, 2, (16, 16))
     """
-    fn = "init_mingru_stack"
-    input_size = _checks.check_size(fn, "input_size", input_size)
-    hidden_size = _checks.check_size(fn, "hidden_size", hidden_size)
-    num_layers = _checks.check_size(fn, "num_layers", num_layers)
-    if not isinstance(bidirectional, bool):
-        raise TypeError(f"{fn}: bidirectional must be a bool; got {type(bidirectional).__name__}")
-    num_dirs = 2 if bidirectional else 1
-    keys = jax.random.split(key, num_layers * num_dirs)
-    return tuple(
-        tuple(
-            init_mingru(
-                keys[layer * num_dirs + d],
-                input_size if layer == 0 else num_dirs * hidden_size,
-                hidden_size,
-                candidate=candidate,
-                dtype=dtype,
-                chrono=chrono,
-            )
-            for d in range(num_dirs)
-        )
-        for layer in range(num_layers)
+    init_layer = functools.partial(
+        init_mingru,
+        hidden_size=hidden_size,
+        candidate=candidate,
+        dtype=dtype,
+        chrono=chrono,
+        kernel_init=kernel_init,
+        bias_init=bias_init,
     )
-
-
-def check_mingru_stack(fn: str, params: MinGRUStackParams) -> tuple[int, int, int, int]:
-    """Check a minGRU stack's structure and shapes; return ``(L, D, I, H)``."""
-    return check_stack(fn, params, check_params, "MinGRUParams")
+    return init_stack(
+        "init_mingru_stack",
+        key,
+        input_size,
+        hidden_size,
+        num_layers,
+        bidirectional,
+        chrono,
+        init_layer,
+    )
 
 
 def mingru_stack(
@@ -127,38 +138,21 @@ def mingru_stack(
       >>> ys.shape, h_n.shape
       ((4, 10, 16), (4, 4, 8))
     """
-    fn = "mingru_stack"
-    num_layers, num_dirs, input_size, hidden = check_mingru_stack(fn, params)
-    check_flags(fn, time_major=time_major)
-    xs = check_xs(fn, xs, input_size, time_major)
-    batch, steps = batch_and_steps(xs, time_major)
-    if h0 is not None:
-        h0 = _checks.as_float_array(fn, "h0", h0)
-        _checks.check_shape(fn, "h0", h0, (num_layers * num_dirs, *batch, hidden), "(L·D, *B, H)")
-    seq_lengths, resets = check_time_inputs(fn, batch, steps, seq_lengths, resets, time_major)
-    dropout_keys = dropout_keys_for(fn, dropout_rate, deterministic, key, num_layers)
-
-    inputs, finals = xs, []
-    for layer, directions in enumerate(params):
-        outputs = []
-        for d, p in enumerate(directions):
-            ys, h_last = mingru(
-                p,
-                inputs,
-                None if h0 is None else h0[layer * num_dirs + d],
-                seq_lengths=seq_lengths,
-                resets=resets,
-                reverse=d == 1,
-                time_major=time_major,
-                mode=mode,
-                chunk_size=chunk_size,
-            )
-            outputs.append(ys)
-            finals.append(h_last)
-        inputs = outputs[0] if num_dirs == 1 else jnp.concatenate(outputs, axis=-1)
-        if dropout_keys is not None and layer < num_layers - 1:
-            inputs = dropout(dropout_keys[layer], dropout_rate, inputs)
-    return inputs, jnp.stack(finals)
+    return run_stack(
+        "mingru_stack",
+        params,
+        xs,
+        h0,
+        check_layer=check_params,
+        kind="MinGRUParams",
+        run_layer=functools.partial(mingru, mode=mode, chunk_size=chunk_size),
+        seq_lengths=seq_lengths,
+        resets=resets,
+        time_major=time_major,
+        dropout_rate=dropout_rate,
+        deterministic=deterministic,
+        key=key,
+    )
 
 
 def mingru_stack_cell(params: MinGRUStackParams, h: ArrayLike, x: ArrayLike) -> Array:
@@ -185,19 +179,13 @@ def mingru_stack_cell(params: MinGRUStackParams, h: ArrayLike, x: ArrayLike) -> 
       >>> h_new.shape, bool(jnp.allclose(h_new, h_n)), bool(jnp.allclose(h_new[-1], ys[:, 0]))
       ((2, 4, 8), True, True)
     """
-    fn = "mingru_stack_cell"
-    num_layers, num_dirs, input_size, hidden = check_mingru_stack(fn, params)
-    if num_dirs != 1:
-        raise ValueError(
-            f"{fn}: params must be a unidirectional stack (1 direction per layer); got "
-            f"{num_dirs} directions (a bidirectional layer needs the whole sequence: "
-            "mingru_stack)"
-        )
-    x = _checks.check_step_input(fn, x, input_size)
-    h = _checks.as_float_array(fn, "h", h)
-    _checks.check_shape(fn, "h", h, (num_layers, *x.shape[:-1], hidden), "(L, *B, H)")
-    states, inputs = [], x
-    for layer, (p,) in enumerate(params):
-        inputs = mingru_cell(p, h[layer], inputs)
-        states.append(inputs)
-    return jnp.stack(states)
+    return run_stack_cell(
+        "mingru_stack_cell",
+        params,
+        h,
+        x,
+        check_layer=check_params,
+        kind="MinGRUParams",
+        cell=mingru_cell,
+        whole="mingru_stack",
+    )

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax._typing import Array, ArrayLike, DTypeLike
+from gru_jax._base.typing import Array, ArrayLike, DTypeLike
 
 
 def check_size(fn: str, name: str, value: object) -> int:
@@ -131,3 +131,42 @@ def known_dim(dim: object) -> bool:
     """Whether an array dimension is a concrete int; under ``jax.export`` with symbolic shapes it
     may be a symbolic expression, which a plan must not compare with a threshold."""
     return isinstance(dim, int)
+
+
+def check_xs(fn: str, xs: ArrayLike, input_size: int, time_major: bool = False) -> Array:
+    """Check that ``xs`` is a float ``(*B, T, I)`` (``(T, *B, I)`` if ``time_major``) array with
+    the given ``I``."""
+    xs = as_float_array(fn, "xs", xs)
+    if xs.ndim < 2 or xs.shape[-1] != input_size:
+        layout = "(T, *B, I)" if time_major else "(*B, T, I)"
+        raise ValueError(
+            f"{fn}: xs must have shape (T, I) or {layout} with I = {input_size}; "
+            f"got {tuple(xs.shape)}"
+        )
+    return xs
+
+
+def batch_and_steps(xs: Array, time_major: bool) -> tuple[tuple[int, ...], int]:
+    """``(B, T)``: the batch shape and the number of steps of a checked ``xs``."""
+    if time_major:
+        return tuple(xs.shape[1:-1]), xs.shape[0]
+    return tuple(xs.shape[:-2]), xs.shape[-2]
+
+
+def check_flags(fn: str, **flags: object) -> None:
+    """Each flag must be a bool (``reverse``, ``time_major``, ...)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{fn}: {name} must be a bool; got {type(value).__name__}")
+
+
+def check_float_leaves(fn: str, name: str, params: object, fields: tuple[str, ...]) -> None:
+    """Each ``params.<field>`` must be an array with a floating-point dtype."""
+    for field in fields:
+        leaf = getattr(params, field)
+        if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+            raise TypeError(f"{fn}: {name}.{field} must be an array; got {type(leaf).__name__}")
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            raise TypeError(
+                f"{fn}: {name}.{field} must have a floating-point dtype; got {leaf.dtype}"
+            )

@@ -21,83 +21,17 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from gru_jax import _checks
-from gru_jax._typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey, Shape
-
-default_kernel_init: Initializer = jax.nn.initializers.glorot_uniform()
-"""The input kernel's initializer: Glorot uniform, drawn per gate block of shape ``(I, H)``."""
-
-default_recurrent_init: Initializer = jax.nn.initializers.orthogonal()
-"""The recurrent kernel's initializer: orthogonal, drawn per gate block of shape ``(H, H)``."""
-
-default_bias_init: Initializer = jax.nn.initializers.zeros
-"""The biases' initializer: zeros, for ``b_x`` and ``b_h`` of shape ``(3H,)``."""
-
-
-def at_least_float32(init: Initializer) -> Initializer:
-    """Wrap ``init`` to draw in ``promote_types(dtype, float32)`` and cast the result to ``dtype``.
-
-    Orthogonal initialisation needs a QR decomposition, which has no bfloat16 kernel; bfloat16
-    parameters are then the rounded float32 draws.
-    """
-
-    def init_fn(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
-        return init(key, shape, jnp.promote_types(dtype, jnp.float32)).astype(dtype)
-
-    return init_fn
-
-
-def gate_blocks(init: Initializer) -> Initializer:
-    """An initializer for a ``(rows, 3H)`` kernel that calls ``init`` once per gate block.
-
-    Each of the blocks ``[z | r | n]`` is drawn independently with shape ``(rows, H)`` (so a
-    Glorot or orthogonal ``init`` is Glorot or orthogonal per gate), in at least float32.
-    """
-    init = at_least_float32(init)
-
-    def init_fn(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
-        rows, cols = shape
-        if cols % 3:
-            raise ValueError(f"gate_blocks: the last dim must be 3H; got shape {tuple(shape)}")
-        keys = jax.random.split(key, 3)
-        return jnp.concatenate([init(k, (rows, cols // 3), dtype) for k in keys], axis=1)
-
-    return init_fn
-
-
-CHRONO_SALT = 0x6368726F
-"""Folded into a bias's key (``jax.random.fold_in``) to draw its chrono block, so that the rest
-of the bias, drawn from the key itself, is the same with and without ``chrono``."""
-
-
-def chrono_bias_init(bias_init: Initializer, hidden_size: int, chrono: int | None) -> Initializer:
-    """The initializer of an input bias ``b_x`` whose first ``H`` entries are the update gate's.
-
-    With ``chrono=None`` it is ``at_least_float32(bias_init)``. With ``chrono=T_max`` it draws
-    the bias the same way, then replaces its update-gate block ``b_x[:H]`` by ``−log u``,
-    ``u ~ U(1, T_max − 1)`` (in at least float32, cast to the bias's dtype), drawn with the key
-    ``jax.random.fold_in(key, CHRONO_SALT)``: the other entries are bit-identical to the
-    ``chrono=None`` draw with the same key. ``chrono`` must already be checked
-    (``_checks.check_chrono``). The z block is the first ``H`` entries in both
-    :class:`GRUParams` (``[z | r | n]``) and :class:`gru_jax.MinGRUParams` (``[z | h̃]``).
-    """
-    init = at_least_float32(bias_init)
-    if chrono is None:
-        return init
-    t_max = chrono
-
-    def init_fn(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
-        bias = init(key, shape, dtype)
-        u = jax.random.uniform(
-            jax.random.fold_in(key, CHRONO_SALT),
-            (hidden_size,),
-            jnp.promote_types(dtype, jnp.float32),
-            minval=1.0,
-            maxval=float(t_max - 1),
-        )
-        return bias.at[:hidden_size].set((-jnp.log(u)).astype(bias.dtype))
-
-    return init_fn
+from gru_jax._base import checks
+from gru_jax._base.dtypes import cast_params, compute_dtype
+from gru_jax._base.init import (
+    at_least_float32,
+    chrono_bias_init,
+    default_bias_init,
+    default_kernel_init,
+    default_recurrent_init,
+    gate_blocks,
+)
+from gru_jax._base.typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey
 
 
 @jax.tree_util.register_dataclass
@@ -218,12 +152,11 @@ def init_gru(
       True
     """
     fn = "init_gru"
-    input_size = _checks.check_size(fn, "input_size", input_size)
-    hidden_size = _checks.check_size(fn, "hidden_size", hidden_size)
-    dtype = _checks.check_float_dtype(fn, "dtype", dtype)
-    if not isinstance(reset_after, bool):
-        raise TypeError(f"{fn}: reset_after must be a bool; got {type(reset_after).__name__}")
-    chrono = _checks.check_chrono(fn, chrono)
+    input_size = checks.check_size(fn, "input_size", input_size)
+    hidden_size = checks.check_size(fn, "hidden_size", hidden_size)
+    dtype = checks.check_float_dtype(fn, "dtype", dtype)
+    checks.check_flags(fn, reset_after=reset_after)
+    chrono = checks.check_chrono(fn, chrono)
     kx, kh, kbx, kbh = jax.random.split(key, 4)
     return GRUParams(
         w_x=gate_blocks(kernel_init)(kx, (input_size, 3 * hidden_size), dtype),
@@ -238,14 +171,7 @@ def check_params(fn: str, params: GRUParams, name: str = "params") -> tuple[int,
     """Check that ``params`` is a consistent :class:`GRUParams`; return ``(I, H)``."""
     if not isinstance(params, GRUParams):
         raise TypeError(f"{fn}: {name} must be a GRUParams; got {type(params).__name__}")
-    for field in ("w_x", "w_h", "b_x", "b_h"):
-        leaf = getattr(params, field)
-        if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
-            raise TypeError(f"{fn}: {name}.{field} must be an array; got {type(leaf).__name__}")
-        if not jnp.issubdtype(leaf.dtype, jnp.floating):
-            raise TypeError(
-                f"{fn}: {name}.{field} must have a floating-point dtype; got {leaf.dtype}"
-            )
+    checks.check_float_leaves(fn, name, params, ("w_x", "w_h", "b_x", "b_h"))
     if params.w_h.ndim != 2 or params.w_h.shape[1] != 3 * params.w_h.shape[0]:
         raise ValueError(f"{fn}: {name}.w_h must have shape (H, 3H); got {tuple(params.w_h.shape)}")
     hidden = params.w_h.shape[0]
@@ -255,7 +181,7 @@ def check_params(fn: str, params: GRUParams, name: str = "params") -> tuple[int,
             f"got {tuple(params.w_x.shape)}"
         )
     for field in ("b_x", "b_h"):
-        _checks.check_shape(fn, f"{name}.{field}", getattr(params, field), (3 * hidden,), "(3H,)")
+        checks.check_shape(fn, f"{name}.{field}", getattr(params, field), (3 * hidden,), "(3H,)")
     return params.w_x.shape[0], hidden
 
 
@@ -289,17 +215,6 @@ def _step(params: GRUParams, h: Array, x: Array) -> Array:
         )
     h_acc = h.astype(acc)
     return (h_acc + z * (n - h_acc)).astype(h.dtype)
-
-
-def compute_dtype(*dtypes: DTypeLike) -> jnp.dtype:
-    """The dtype the GRU computes in: JAX's type promotion of its inputs' dtypes."""
-    return jnp.result_type(*dtypes)
-
-
-def cast_params(params: GRUParams, dtype: jnp.dtype) -> GRUParams:
-    """``params`` with every array cast to ``dtype`` (a no-op where it already is)."""
-    out: GRUParams = jax.tree.map(lambda a: a.astype(dtype), params)
-    return out
 
 
 def gru_cell(params: GRUParams, h: ArrayLike, x: ArrayLike) -> Array:
@@ -336,6 +251,6 @@ def gru_cell(params: GRUParams, h: ArrayLike, x: ArrayLike) -> Array:
     """
     fn = "gru_cell"
     input_size, hidden = check_params(fn, params)
-    h, x = _checks.check_cell_inputs(fn, h, x, input_size, hidden)
+    h, x = checks.check_cell_inputs(fn, h, x, input_size, hidden)
     dtype = compute_dtype(h, x, *jax.tree.leaves(params))
     return _step(cast_params(params, dtype), h.astype(dtype), x.astype(dtype))
