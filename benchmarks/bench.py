@@ -2,12 +2,14 @@
 
     python benchmarks/bench.py                      # the default suite, CPU, float32
     python benchmarks/bench.py --quick              # a smoke run on tiny shapes
+    python -m benchmarks.bench --quick              # the same, as a module
     gru-jax bench --repeats 9 --out benchmarks/results/cpu
 
 Every implementation runs in this one process. Each repeat times every implementation once
 (forward, then forward+backward), in an order rotated from repeat to repeat, so that background
 load hits all of them alike; the report gives the median and the min-max over repeats. One timed
-sample is the mean over enough back-to-back calls to last ``--min-time`` seconds.
+sample is the mean over enough back-to-back calls to last ``--min-time`` seconds (the loop of
+``harness.py``, which every benchmark script shares).
 
 What is timed, for inputs ``xs (B, T, I)`` and hidden size ``H``:
 
@@ -42,15 +44,15 @@ Results go to ``<out>.json`` (everything, with machine, versions and load averag
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+try:
+    from benchmarks import harness
+except ImportError:  # run as a script: python benchmarks/bench.py (its folder is on sys.path)
+    import harness
 
 DEFAULT_SHAPES = "1x512x32x128,64x128x128x256,32x256x64x512,8x4096x128x128"
 QUICK_SHAPES = "2x16x4x8,3x32x8x16"
@@ -64,74 +66,10 @@ LABELS = {
     "equinox": "Equinox GRUCell + scan",
     "torch": "torch.nn.GRU",
 }
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def parse_shapes(text: str) -> list[tuple[int, int, int, int]]:
-    shapes = []
-    for item in text.split(","):
-        parts = item.lower().split("x")
-        if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise argparse.ArgumentTypeError(
-                f"a shape is BxTxIxH, e.g. 64x128x128x256; got {item!r}"
-            )
-        shapes.append(tuple(int(p) for p in parts))
-    return shapes
 
 
 def forward_flops(b: int, t: int, i: int, h: int) -> float:
     return 2.0 * b * t * (i + h) * 3 * h
-
-
-# ----------------------------------------------------------------------------- machine
-
-
-def machine_info() -> dict:
-    import jax
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem_kib = int(
-            next(
-                line.split()[1]
-                for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")
-            )
-        )
-        mem_gib = round(mem_kib / 2**20, 1)
-    except (OSError, StopIteration, ValueError):
-        mem_gib = None
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": mem_gib,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "versions": {},
-    }
-    for name in ("jax", "jaxlib", "flax", "equinox", "torch", "numpy"):
-        try:
-            module = __import__(name)
-            info["versions"][name] = getattr(module, "__version__", "?")
-        except ImportError:
-            info["versions"][name] = None
-    return info
-
-
-def load_average() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 # ----------------------------------------------------------------------------- JAX impls
@@ -162,8 +100,8 @@ def _jax_case(apply, params, xs):
     fwd = jax.jit(apply)
     bwd = jax.jit(jax.grad(loss, argnums=(0, 1)))
     return {
-        "fwd": lambda: jax.block_until_ready(fwd(params, xs)),
-        "fwdbwd": lambda: jax.block_until_ready(bwd(params, xs)),
+        "fwd": harness.blocking(fwd, params, xs),
+        "fwdbwd": harness.blocking(bwd, params, xs),
         "mem_fwd": _compiled_bytes(fwd, params, xs),
         "mem_fwdbwd": _compiled_bytes(bwd, params, xs),
         "mem_method": "XLA compiled memory_analysis: temp + argument + output - alias",
@@ -317,7 +255,7 @@ def _status_kib(field: str) -> int:
 
 
 def torch_rss_child(shape_text: str, dtype_name: str, mode: str) -> None:
-    shape = parse_shapes(shape_text)[0]
+    shape = harness.parse_shapes(shape_text)[0]
     torch, model, xs = _torch_setup(shape, dtype_name, "cpu")
     # Warm the allocator and kernels on a tiny problem of the same layer, then measure.
     tiny_torch, tiny_model, tiny_xs = _torch_setup((1, 2, shape[2], shape[3]), dtype_name, "cpu")
@@ -335,31 +273,13 @@ def torch_rss_child(shape_text: str, dtype_name: str, mode: str) -> None:
 # ----------------------------------------------------------------------------- timing
 
 
-def calibrate(fn, min_time: float) -> int:
-    """Calls per timed sample: enough to last ``min_time`` seconds (after two warm-up calls)."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-6)
-    return max(1, math.ceil(min_time / once))
-
-
-def sample(fn, calls: int) -> float:
-    time.sleep(0.02)  # let the previous implementation's thread pools go idle first
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - t0) / calls
-
-
 def matmul_case(dtype, n: int):
     import jax
     import jax.numpy as jnp
 
     a = jax.random.normal(jax.random.key(2), (n, n), dtype)
     b = jax.random.normal(jax.random.key(3), (n, n), dtype)
-    dot = jax.jit(jnp.dot)
-    return (lambda: jax.block_until_ready(dot(a, b))), 2.0 * n**3
+    return harness.blocking(jax.jit(jnp.dot), a, b), 2.0 * n**3
 
 
 def build(name, shape, dtype, dtype_name, device):
@@ -385,32 +305,17 @@ def run_shape(shape, impls, args, dtype, device, peak_fn, peak_flops, log):
             cases[name] = build(name, shape, dtype, args.dtype, device)
         except ImportError as e:
             log(f"  skip {name}: {e}")
-    calls = {}
-    for name, case in cases.items():
-        for mode in ("fwd", "fwdbwd"):
-            calls[name, mode] = calibrate(case[mode], args.min_time)
-    peak_calls = calibrate(peak_fn, args.min_time)
-    keys = list(calls)
-    times = {k: [] for k in keys}
-    peak_samples = []
-    for rep in range(args.repeats):
-        shift = rep % len(keys)
-        for key in keys[shift:] + keys[:shift]:
-            name, mode = key
-            times[key].append(sample(cases[name][mode], calls[key]))
-        peak_samples.append(peak_flops / sample(peak_fn, peak_calls) / 1e9)
+    fns = {(name, mode): case[mode] for name, case in cases.items() for mode in ("fwd", "fwdbwd")}
+    times = harness.interleave(fns, args.repeats, args.min_time, after={"peak": peak_fn})
+    peak_samples = [peak_flops / t / 1e9 for t in times.pop("peak").wall]
     flops = forward_flops(*shape)
     results = {}
-    for (name, mode), ts in times.items():
-        med = statistics.median(ts)
+    for (name, mode), timing in times.items():
         work = flops * (1 if mode == "fwd" else 3)
         results.setdefault(name, {})[mode] = {
-            "median_ms": med * 1e3,
-            "min_ms": min(ts) * 1e3,
-            "max_ms": max(ts) * 1e3,
-            "samples_ms": [round(t * 1e3, 4) for t in ts],
-            "calls_per_sample": calls[name, mode],
-            "gflops": work / med / 1e9,
+            **timing.summary(digits=4),
+            "calls_per_sample": timing.calls,
+            "gflops": work / timing.median / 1e9,
             "peak_memory_bytes": cases[name][f"mem_{mode}"],
         }
     for name in results:
@@ -458,9 +363,10 @@ def measure_remat(args, dtype, log):
         entry["peak_bytes"] = (
             entry["temp_bytes"] + entry["argument_bytes"] + entry["output_bytes"]
         ) - entry["alias_bytes"]
-        fn = lambda step=step: jax.block_until_ready(step(params, xs))  # noqa: E731
+        fn = harness.blocking(step, params, xs)
         fn()
-        entry["time_ms"] = statistics.median(sample(fn, 1) for _ in range(args.remat_repeats)) * 1e3
+        times = [harness.sample(fn, 1)[0] for _ in range(args.remat_repeats)]
+        entry["time_ms"] = statistics.median(times) * 1e3
         out["remat" if remat else "no_remat"] = entry
         mib = entry["peak_bytes"] / 2**20
         log(f"  remat={remat}: peak {mib:.1f} MiB, {entry['time_ms']:.0f} ms")
@@ -564,19 +470,13 @@ def plot(report, path: Path) -> None:
 # ----------------------------------------------------------------------------- main
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments are one line on stderr and exit code 2, without the usage dump."""
-
-    def error(self, message: str):
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    p = harness.OneLineParser(
         prog="gru-jax bench", description="Time gru_jax against Flax, Equinox and torch GRUs."
     )
-    p.add_argument("--shapes", type=parse_shapes, default=None, help=f"default {DEFAULT_SHAPES}")
+    p.add_argument(
+        "--shapes", type=harness.parse_shapes, default=None, help=f"default {DEFAULT_SHAPES}"
+    )
     p.add_argument("--quick", action="store_true", help=f"tiny shapes ({QUICK_SHAPES}), 3 repeats")
     p.add_argument("--repeats", type=int, default=7, help="interleaved repeats (default 7)")
     p.add_argument("--min-time", type=float, default=0.2, help="seconds per timed sample")
@@ -586,7 +486,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-remat", action="store_true", help="skip the T=16384 remat measurement")
     p.add_argument(
         "--remat-shape",
-        type=lambda s: parse_shapes(s)[0],
+        type=lambda s: harness.parse_shapes(s)[0],
         default=(16, 16384, 64, 256),
         help="BxTxIxH of the remat memory measurement (default 16x16384x64x256)",
     )
@@ -611,12 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     import jax.numpy as jnp
 
     if args.quick:
-        args.shapes = args.shapes or parse_shapes(QUICK_SHAPES)
+        args.shapes = args.shapes or harness.parse_shapes(QUICK_SHAPES)
         args.repeats = min(args.repeats, 3)
         args.min_time = min(args.min_time, 0.02)
         args.remat_shape = (2, 256, 4, 8)
         args.remat_repeats = 1
-    shapes = args.shapes or parse_shapes(DEFAULT_SHAPES)
+    shapes = args.shapes or harness.parse_shapes(DEFAULT_SHAPES)
     impls = [n for n in args.impls.split(",") if n]
     unknown = sorted(set(impls) - set(LABELS))
     if unknown:
@@ -625,17 +525,14 @@ def main(argv: list[str] | None = None) -> int:
     dtype = jnp.dtype(args.dtype)
     backend = jax.default_backend()
     device = "cuda" if backend == "gpu" else "cpu"
-    out = Path(args.out) if args.out else RESULTS / f"{backend}_{args.dtype}"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out else harness.RESULTS / f"{backend}_{args.dtype}"
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
     report = {
-        "command": "python benchmarks/bench.py " + " ".join(argv),
-        "machine": machine_info(),
+        **harness.report_header("bench.py", argv),
         "dtype": args.dtype,
-        "load_before": load_average(),
         "repeats": args.repeats,
         "min_time_s": args.min_time,
         "flops_formula": "forward 2*B*T*(I+H)*3H; forward+backward 3x that",
@@ -678,15 +575,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_remat:
         log(f"remat: shape (B, T, I, H) = {args.remat_shape}")
         report["remat"] = measure_remat(args, dtype, log)
-    report["load_after"] = load_average()
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    table = markdown(report)
-    out.with_suffix(".md").write_text(table)
+    report["load_after"] = harness.load_average()
+    harness.write_report(out.with_suffix(".json"), report, markdown(report))
     try:
         plot(report, out.with_suffix(".png"))
     except ImportError:
         log("matplotlib missing: no chart")
-    print(table)
     log(
         f"wrote {out.with_suffix('.json')}, .md, .png; load {report['load_before']} -> "
         f"{report['load_after']}"

@@ -33,56 +33,24 @@ and a Markdown summary to stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 import gru_jax
+from gru_jax._base.linear_scan import resolve_mode
+
+try:
+    from benchmarks import harness
+except ImportError:  # run as a script (its folder is on sys.path)
+    import harness
 
 MODES = ("sequential", "parallel", "chunked")
-
-
-def parse_shape(text: str) -> tuple[int, int, int, int]:
-    parts = tuple(int(v) for v in text.lower().split("x"))
-    if len(parts) != 4 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"expected BxTxIxH with positive ints; got {text!r}")
-    return parts
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def git_state() -> dict[str, object]:
-    """The commit, and the package files that differ from it (what was actually timed)."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-        except OSError:
-            return ""
-        return done.stdout.strip()
-
-    changed = git("status", "--porcelain", "--", "gru_jax").splitlines()
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted": changed}
-
-
-def load_average() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def make_case(
@@ -129,50 +97,28 @@ def make_case(
     return jax.jit(jax.grad(loss, argnums=(0, 1))), (params, xs)
 
 
-def sample(fn, args, min_time: float) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) per call, averaged over >= min_time of back-to-back calls."""
-    calls, wall, cpu = 0, 0.0, 0.0
-    while wall < min_time or calls == 0:
-        c0, t0 = cpu_seconds(), time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        wall += time.perf_counter() - t0
-        cpu += cpu_seconds() - c0
-        calls += 1
-    return wall / calls, cpu / calls
-
-
 def run_interleaved(cases: dict, repeats: int, min_time: float) -> dict[str, dict]:
-    """Time every case once per repeat, rotating the order; return per-case statistics (ms)."""
-    names = list(cases)
-    compile_s = {}
-    for name in names:
-        fn, args = cases[name]
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        compile_s[name] = time.perf_counter() - start
-    walls = {name: [] for name in names}
-    cpus = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            wall, cpu = sample(*cases[name], min_time)
-            walls[name].append(1e3 * wall)
-            cpus[name].append(1e3 * cpu)
+    """Time every case ``(fn, args)`` once per repeat, rotating the order (``harness.py``'s
+    loop); return per-case statistics (ms)."""
+    fns = {name: harness.blocking(fn, *args) for name, (fn, args) in cases.items()}
     return {
         name: {
-            "median_ms": statistics.median(walls[name]),
-            "min_ms": min(walls[name]),
-            "max_ms": max(walls[name]),
-            "cpu_median_ms": statistics.median(cpus[name]),
-            "first_call_s": compile_s[name],
-            "samples_ms": [round(v, 3) for v in walls[name]],
+            **t.summary(digits=3),
+            "cpu_median_ms": 1e3 * statistics.median(t.cpu),
+            "first_call_s": t.first_call_s,
         }
-        for name in names
+        for name, t in harness.interleave(fns, repeats, min_time).items()
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", type=parse_shape, default=(8, 4096, 64, 128), metavar="BxTxIxH")
+    parser.add_argument(
+        "--shape",
+        type=lambda s: harness.parse_shapes(s)[0],
+        default=(8, 4096, 64, 128),
+        metavar="BxTxIxH",
+    )
     parser.add_argument("--sweep", default="64,256,1024,4096,16384", help="T values, or ''")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--sweep-repeats", type=int, default=5)
@@ -188,25 +134,23 @@ def main(argv: list[str] | None = None) -> int:
         args.shape, args.sweep, args.repeats, args.sweep_repeats = (2, 64, 4, 8), "16,64", 2, 2
         args.min_time = 0.0
     sweep = [int(v) for v in args.sweep.split(",") if v.strip()]
-    backend = jax.default_backend()
-    out = Path(args.out or Path(__file__).parent / "results" / f"mingru_{backend}.json")
+    machine = harness.machine_info(packages=("jax", "jaxlib"))
+    backend = machine["jax_backend"]
+    out = Path(args.out or harness.RESULTS / f"mingru_{backend}.json")
 
-    device = jax.devices()[0]
     info = {
-        "jax": jax.__version__,
+        "jax": machine["versions"]["jax"],
         "backend": backend,
-        "device": device.device_kind,
+        "device": machine["device_kind"],
         "machine": platform.machine(),
         "processor": platform.processor(),
         "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
-        "git": git_state(),
-        "load_average_before": load_average(),
-        "command": " ".join(
-            ["benchmarks/bench_mingru.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
+        "python": machine["python"],
+        "git": harness.git_state(),
+        "load_average_before": harness.load_average(),
+        "command": harness.command_line("bench_mingru.py", argv),
     }
-    print(f"jax {jax.__version__} on {backend} ({device.device_kind}); load {load_average()}")
+    print(f"jax {info['jax']} on {backend} ({info['device']}); load {harness.load_average()}")
 
     key = jax.random.key(0)
     names = [f"mingru_{m}" for m in MODES] + ["gru", "gru_reset_after"]
@@ -253,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{res[m]['median_ms']:.1f} ({res[m]['min_ms']:.1f}–{res[m]['max_ms']:.1f})"
                 for m in MODES
             ]
-            auto = gru_jax._base.linear_scan.resolve_mode("auto", steps)
+            auto = resolve_mode("auto", steps)
             print(f"| {steps} | " + " | ".join(cells) + f" | {res['best']} | {auto} |")
 
     reset_results = {}
@@ -287,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {m} | " + " | ".join(cells) + " |")
         reset_results = {"reset_every": args.reset_every, "resets_drawn": resets_drawn, **res}
 
-    info["load_average_after"] = load_average()
+    info["load_average_after"] = harness.load_average()
     result = {
         "info": info,
         "shape": {"B": b, "T": t, "I": i, "H": h},
@@ -298,8 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": sweep_results,
         "resets": reset_results,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    harness.write_report(out, result)
     print(f"\nload {info['load_average_before']} before, {info['load_average_after']} after")
     print(f"wrote {out}")
     return 0

@@ -19,25 +19,14 @@ The cases are interleaved, in an order rotated between repeats; the report gives
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench import (  # the benchmark's own helpers
-    DEFAULT_SHAPES,
-    QUICK_SHAPES,
-    RESULTS,
-    calibrate,
-    load_average,
-    machine_info,
-    parse_shapes,
-    sample,
-)
+try:
+    from benchmarks import harness
+    from benchmarks.bench import DEFAULT_SHAPES, QUICK_SHAPES
+except ImportError:  # run as a script (its folder is on sys.path)
+    import harness
+    from bench import DEFAULT_SHAPES, QUICK_SHAPES
 
 CASES = ("plain", "resets", "time_major", "time_major+resets")
 RESET_EVERY = 64  # steps per segment start, on average
@@ -74,112 +63,49 @@ def make_cases(shape, reset_after: bool, dtype) -> dict:
         fwd = jax.jit(apply)
         bwd = jax.jit(jax.grad(loss, argnums=(0, 1)))
         cases[name] = {
-            "fwd": lambda fwd=fwd, x=x: jax.block_until_ready(fwd(params, x)),
-            "fwdbwd": lambda bwd=bwd, x=x: jax.block_until_ready(bwd(params, x)),
+            "fwd": harness.blocking(fwd, params, x),
+            "fwdbwd": harness.blocking(bwd, params, x),
         }
     return cases
 
 
-def run(args: argparse.Namespace) -> dict:
+def measure(args: argparse.Namespace, shape: harness.Shape, reset_after: bool) -> dict:
+    """Per mode, each case's median, min and max ms and its ratio to ``plain``."""
     import jax.numpy as jnp
 
-    shapes = parse_shapes(QUICK_SHAPES if args.quick else args.shapes)
-    report: dict = {
-        "command": " ".join(["python", "benchmarks/bench_resets.py", *sys.argv[1:]]),
-        "machine": machine_info(),
-        "load_before": load_average(),
-        "repeats": args.repeats,
-        "reset_every": RESET_EVERY,
-        "results": {},
+    cases = make_cases(shape, reset_after, jnp.float32)
+    title = f"{'x'.join(map(str, shape))} reset_after={reset_after}"
+    return {
+        mode: harness.compare(
+            {name: case[mode] for name, case in cases.items()}, args, "plain", f"{title} {mode}"
+        )
+        for mode in ("fwd", "fwdbwd")
     }
-    try:
-        report["commit"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        report["commit"] = None
-    for shape in shapes:
-        key = "x".join(map(str, shape))
-        for reset_after in (True, False):
-            cases = make_cases(shape, reset_after, jnp.float32)
-            out = {}
-            for mode in ("fwd", "fwdbwd"):
-                fns = {name: case[mode] for name, case in cases.items()}
-                calls = {name: calibrate(fn, args.min_time) for name, fn in fns.items()}
-                times: dict[str, list[float]] = {name: [] for name in fns}
-                names = list(fns)
-                for r in range(args.repeats):
-                    for name in names[r % len(names) :] + names[: r % len(names)]:
-                        times[name].append(sample(fns[name], calls[name]) * 1e3)
-                plain = statistics.median(times["plain"])
-                out[mode] = {
-                    name: {
-                        "median_ms": statistics.median(ts),
-                        "min_ms": min(ts),
-                        "max_ms": max(ts),
-                        "ratio_to_plain": statistics.median(ts) / plain,
-                    }
-                    for name, ts in times.items()
-                }
-                print(
-                    f"{key} reset_after={reset_after} {mode}: "
-                    + ", ".join(
-                        f"{n} {v['median_ms']:.2f} ms ({v['ratio_to_plain']:.3f}x)"
-                        for n, v in out[mode].items()
-                    ),
-                    flush=True,
-                )
-            report["results"][f"{key} reset_after={reset_after}"] = out
-    report["load_after"] = load_average()
-    return report
 
 
 def markdown(report: dict) -> str:
-    lines = [
-        f"`{report['command']}` (commit {report.get('commit')}, load "
-        f"{report['load_before']} before, {report['load_after']} after); median ms (ratio to "
-        "plain)",
-        "",
-        "| shape, variant | mode | " + " | ".join(CASES) + " |",
-        "|---|---|" + "---|" * len(CASES),
+    def cell(c: dict) -> str:
+        return f"{c['median_ms']:.2f} ({c['ratio_to_plain']:.3f}×)"
+
+    rows = [
+        ([key, mode], cases)
+        for key, modes in report["results"].items()
+        for mode, cases in modes.items()
     ]
-    for key, modes in report["results"].items():
-        for mode, cases in modes.items():
-            cells = [
-                f"{cases[c]['median_ms']:.2f} ({cases[c]['ratio_to_plain']:.3f}×)" for c in CASES
-            ]
-            lines.append(f"| {key} | {mode} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    heads = ["shape, variant", "mode"]
+    return harness.suite_table(report, "median ms (ratio to plain)", heads, CASES, rows, cell)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny shapes, a smoke run")
-    p.add_argument("--shapes", default=DEFAULT_SHAPES, help="BxTxIxH,... (default: bench.py's)")
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--min-time", type=float, default=0.2, help="seconds per timed sample")
-    p.add_argument("--out", type=Path, default=RESULTS / "cpu_float32_resets.json")
-    return p
+    out = harness.RESULTS / "cpu_float32_resets.json"
+    return harness.suite_parser(__doc__.split("\n\n")[0], DEFAULT_SHAPES, out)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.repeats < 1:
-        print("bench_resets: error: --repeats must be >= 1", file=sys.stderr)
-        return 2
-    try:
-        parse_shapes(args.shapes)
-    except argparse.ArgumentTypeError as e:
-        print(f"bench_resets: error: {e}", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    report = run(args)
-    report["wall_seconds"] = round(time.perf_counter() - t0, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(f"results: {args.out}, {args.out.with_suffix('.md')}")
-    return 0
+    return harness.run_suite(
+        "bench_resets", args, measure, markdown, quick_shapes=QUICK_SHAPES, reset_every=RESET_EVERY
+    )
 
 
 if __name__ == "__main__":

@@ -21,37 +21,22 @@ arrangement of the computation that keeps XLA's matmuls.
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-PEERS = ("flax_linen", "flax_nnx", "equinox", "torch")
-
-
-def _median_ms(fn, *args, repeats: int = 9, min_time: float = 0.2) -> float:
-    import jax
-
-    jax.block_until_ready(fn(*args))
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    calls = max(1, int(min_time / max(time.perf_counter() - start, 1e-9)))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            out = fn(*args)
-        jax.block_until_ready(out)
-        samples.append((time.perf_counter() - start) / calls * 1e3)
-    return statistics.median(samples)
+try:
+    from benchmarks import harness
+    from benchmarks.bench import PEERS
+except ImportError:  # run as a script (its folder is on sys.path)
+    import harness
+    from bench import PEERS
 
 
 def floor_ms(shape: tuple[int, int, int, int], peak_gflops: float, repeats: int) -> dict:
     """Median ms of the recurrent-matmul scan and of the input projection at ``shape``, and
-    the floor: the scan plus the projection's FLOPs at ``peak_gflops``."""
+    the floor: the scan plus the projection's FLOPs at ``peak_gflops``. The two are timed
+    interleaved, ``repeats`` samples of at least 0.2 s each (``harness.py``'s loop)."""
     import jax
     import jax.numpy as jnp
 
@@ -72,8 +57,12 @@ def floor_ms(shape: tuple[int, int, int, int], peak_gflops: float, repeats: int)
         return jax.lax.scan(step, h0, None, length=t)[1]
 
     projection = jax.jit(lambda xs, w_x: xs @ w_x)
-    rec = _median_ms(recurrent, w_h, h0, repeats=repeats)
-    proj = _median_ms(projection, xs, w_x, repeats=repeats)
+    cases = {
+        "recurrent": harness.blocking(recurrent, w_h, h0),
+        "projection": harness.blocking(projection, xs, w_x),
+    }
+    times = harness.interleave(cases, repeats, min_time=0.2)
+    rec, proj = (1e3 * times[name].median for name in cases)
     at_peak = 2.0 * t * b * i * 3 * h / (peak_gflops * 1e6)
     return {
         "recurrent_ms": rec,
@@ -83,25 +72,21 @@ def floor_ms(shape: tuple[int, int, int, int], peak_gflops: float, repeats: int)
     }
 
 
-def _fail(message: str):
-    print(f"floor.py: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="floor.py", description=__doc__.split("\n\n")[0])
-    p.error = lambda message: _fail(message)  # one line and exit code 2, no usage dump
-    p.add_argument("--report", default=str(RESULTS / "cpu_float32.json"), help="bench.py JSON")
+    p = harness.OneLineParser(prog="floor.py", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--report", default=str(harness.RESULTS / "cpu_float32.json"), help="bench.py JSON"
+    )
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--out", default=None, help="write the rows as JSON here")
     args = p.parse_args(argv)
     if args.repeats < 1:
-        _fail(f"--repeats must be >= 1; got {args.repeats}")
+        p.error(f"--repeats must be >= 1; got {args.repeats}")
     try:
         report = json.loads(Path(args.report).read_text())
         report["results"], report["matmul_peak_gflops"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        _fail(f"--report {args.report} is not a bench.py report: {type(e).__name__}: {e}")
+        p.error(f"--report {args.report} is not a bench.py report: {type(e).__name__}: {e}")
     import jax
 
     rows = []
@@ -134,13 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.out:
         meta = {
-            "command": "python benchmarks/floor.py " + " ".join(argv or sys.argv[1:]),
+            "command": harness.command_line("floor.py", argv),
             "backend": jax.default_backend(),
             "report": args.report,
             "matmul_peak_gflops": peak,
             "rows": rows,
         }
-        Path(args.out).write_text(json.dumps(meta, indent=1))
+        harness.write_report(Path(args.out), meta)
     return 0
 
 

@@ -133,17 +133,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def _bench(argv: list[str]) -> int:
     """Run ``benchmarks/bench.py`` of this source checkout; it is not part of the wheel."""
+    import importlib
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    path = folder / "bench.py"
     if not path.is_file():
         print(f"{PROG}: error: bench needs a source checkout; {path} not found", file=sys.stderr)
         return 2
-    spec = importlib.util.spec_from_file_location("gru_jax_benchmarks_bench", path)
-    assert spec is not None and spec.loader is not None  # a .py file's path has both
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    status: int = module.main(argv)
+    if "benchmarks" not in sys.modules:  # register the package so that its imports resolve
+        spec = importlib.util.spec_from_file_location(
+            "benchmarks", folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+        assert spec is not None and spec.loader is not None  # a .py file's path has both
+        sys.modules["benchmarks"] = package = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(package)
+    status: int = importlib.import_module("benchmarks.bench").main(argv)
     return status
 
 

@@ -1,22 +1,32 @@
 """Smoke tests of the benchmark scripts (timings are never asserted; only that the report is
 complete and self-consistent, and that bad arguments are one-line errors)."""
 
+import importlib
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gru_jax import cli
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module ``benchmarks.<name>``. The repository root need not be on ``sys.path`` (it is
+    not under ``pytest``), so the package is registered from its folder, as ``gru-jax bench``
+    does."""
+    if "benchmarks" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "benchmarks", BENCH / "__init__.py", submodule_search_locations=[str(BENCH)]
+        )
+        sys.modules["benchmarks"] = package = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +127,34 @@ def test_bench_export_report_is_complete(tmp_path, capsys):
             assert c["min_ms"] <= c["median_ms"] <= c["max_ms"]
     assert bench_export.main(["--repeats", "0"]) == 2
     assert capsys.readouterr().err.strip() == "bench_export: error: --repeats must be >= 1"
+
+
+def test_interleave_rotates_the_order_and_times_after_last():
+    harness = load("harness")
+    order = []
+    cases = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    times = harness.interleave(cases, 3, 0.0, after={"peak": lambda: order.append("peak")})
+    # calibration: two calls each; then one call per sample, rotated, "peak" last in each repeat
+    assert order[:8] == ["a", "a", "b", "b", "c", "c", "peak", "peak"]
+    assert order[8:] == [*"abc", "peak", *"bca", "peak", *"cab", "peak"]
+    assert list(times) == [*"abc", "peak"]
+    for t in times.values():
+        assert t.calls == 1 and len(t.wall) == len(t.cpu) == 3
+        s = t.summary(digits=3)
+        assert s["min_ms"] <= s["median_ms"] <= s["max_ms"] and len(s["samples_ms"]) == 3
+
+
+@pytest.mark.parametrize("form", ["script", "module"])
+def test_scripts_run_as_files_and_as_modules(form):
+    """``python benchmarks/floor.py`` and ``python -m benchmarks.floor`` both find the harness
+    and ``bench.py`` (the bad report fails before JAX is imported)."""
+    target = [str(BENCH / "floor.py")] if form == "script" else ["-m", "benchmarks.floor"]
+    done = subprocess.run(
+        [sys.executable, *target, "--report", "/nonexistent.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("floor.py: error: --report /nonexistent.json"), done.stderr
