@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from gru_jax._base.typing import Array, DTypeLike
 from gru_jax._gru.cell import GRUParams
 from gru_jax._gru.stack import GRUStackParams
+from gru_jax._mingru.cell import MinGRUParams
 
 FIELDS = ("w_x", "w_h", "b_x", "b_h")
 DIRECTIONS = ("forward", "backward")
@@ -81,6 +82,16 @@ def tree_to_params(tree: Mapping[str, Any], *, reset_after: bool) -> GRUParams |
             )
         )
     return tuple(stack)
+
+
+def mingru_tree_to_params(tree: Mapping[str, Any], *, candidate: str) -> tuple[Any, ...]:
+    """A minGRU stack's tree (:class:`gru_jax.linen.MinGRUStack`'s layout: ``layer_0`` ...,
+    each with ``forward`` and maybe ``backward``, each ``{"w_x", "b_x"}``) as
+    ``params[layer][direction]`` of :class:`MinGRUParams`."""
+    return tuple(
+        tuple(MinGRUParams(**layer[d], candidate=candidate) for d in DIRECTIONS if d in layer)
+        for layer in (tree[f"layer_{i}"] for i in range(len(tree)))
+    )
 
 
 def cast_tree(tree: Any, dtype: DTypeLike | None) -> Any:

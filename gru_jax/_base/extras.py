@@ -1,0 +1,23 @@
+"""The optional parts of the package and the extra that installs each.
+
+``pip install gru-jax`` installs jax, jaxlib, numpy and flatbuffers: the core, the minGRU, resets,
+``jax.export`` and :mod:`gru_jax.serving`. :mod:`gru_jax.linen` and :mod:`gru_jax.nnx` need the
+``flax`` extra; the ``gru-jax`` command and :mod:`gru_jax.tasks` / :mod:`gru_jax.train` need the
+``train`` extra. Importing one of them without its extra raises the one error below.
+"""
+
+from __future__ import annotations
+
+
+def missing_extra(module: str, extra: str, error: ImportError) -> ImportError:
+    """The ``ImportError`` to raise when ``module`` cannot import what its ``extra`` installs.
+
+    Example:
+      >>> from gru_jax._base.extras import missing_extra
+      >>> error = ModuleNotFoundError("No module named 'flax'")
+      >>> print(missing_extra("gru_jax.linen", "flax", error))
+      gru_jax.linen needs the 'flax' extra: pip install 'gru-jax[flax]' (No module named 'flax')
+    """
+    return ImportError(
+        f"{module} needs the '{extra}' extra: pip install 'gru-jax[{extra}]' ({error})"
+    )

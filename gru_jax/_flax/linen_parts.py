@@ -1,0 +1,188 @@
+"""The parts the linen modules of :mod:`gru_jax.linen` are built from.
+
+Declaring a cell's parameters (a GRU's four, a minGRU's two) in a module's scope, the carry
+methods of the cells, the per-(layer, direction) parameter modules of the stacks, and the body
+that every stack module's ``__call__`` runs. The parameter trees are those of
+:mod:`gru_jax._flax.tree`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import flax.linen as nn
+
+from gru_jax._base.checks import as_float_array, check_chrono, check_size, check_xs
+from gru_jax._base.init import at_least_float32, chrono_bias_init, gate_blocks, two_blocks
+from gru_jax._base.typing import Array, DTypeLike, Initializer, PRNGKey
+from gru_jax._flax.deprecations import resolve_recurrent_init
+from gru_jax._flax.tree import DIRECTIONS, cast_tree
+from gru_jax._gru.cell import GRUParams
+from gru_jax._mingru.cell import MinGRUParams, check_candidate
+
+
+def _check_stored_input_size(fn: str, module: nn.Module, input_size: int) -> None:
+    """Check the input against a stored ``w_x`` first, so that a wrong feature size gets a clear
+    message rather than Flax's parameter-shape error."""
+    if module.has_variable("params", "w_x"):
+        stored: int = module.get_variable("params", "w_x").shape[0]
+        if stored != input_size:
+            raise ValueError(
+                f"{fn}: inputs must have I = {stored} features (the size "
+                f"the parameters were initialised with); got {input_size}"
+            )
+
+
+def declare_gru_params(
+    fn: str, module: nn.Module, input_size: int, features: int, chrono: int | None
+) -> GRUParams:
+    """Declare (or fetch) a GRU's four parameters in ``module``'s scope, from its
+    ``param_dtype``, initializers and ``reset_after`` (``chrono`` already checked)."""
+    _check_stored_input_size(fn, module, input_size)
+    dtype = module.param_dtype
+    recurrent_init = resolve_recurrent_init(fn, module.recurrent_init, module.recurrent_kernel_init)
+    b_x_init = chrono_bias_init(module.bias_init, features, chrono)
+    return GRUParams(
+        w_x=module.param("w_x", gate_blocks(module.kernel_init), (input_size, 3 * features), dtype),
+        w_h=module.param("w_h", gate_blocks(recurrent_init), (features, 3 * features), dtype),
+        b_x=module.param("b_x", b_x_init, (3 * features,), dtype),
+        b_h=module.param("b_h", at_least_float32(module.bias_init), (3 * features,), dtype),
+        reset_after=module.reset_after,
+    )
+
+
+def declare_mingru_params(
+    fn: str, module: nn.Module, input_size: int, features: int
+) -> MinGRUParams:
+    """Declare (or fetch) a minGRU's two parameters ``w_x (I, 2H)``, ``b_x (2H,)``, from the
+    module's ``param_dtype``, initializers, ``candidate`` and ``chrono``."""
+    chrono = check_chrono(fn, module.chrono)
+    _check_stored_input_size(fn, module, input_size)
+    dtype = module.param_dtype
+    b_x_init = chrono_bias_init(module.bias_init, features, chrono)
+    return MinGRUParams(
+        w_x=module.param("w_x", two_blocks(module.kernel_init), (input_size, 2 * features), dtype),
+        b_x=module.param("b_x", b_x_init, (2 * features,), dtype),
+        candidate=check_candidate(fn, module.candidate),
+    )
+
+
+class CarryCell:
+    """``initialize_carry`` and ``num_feature_axes`` of a cell with the fields ``features``,
+    ``dtype``, ``param_dtype`` and ``carry_init``."""
+
+    if TYPE_CHECKING:  # declared by the cells that use this mixin
+        features: int
+        dtype: DTypeLike | None
+        param_dtype: DTypeLike
+        carry_init: Initializer
+
+    @nn.nowrap
+    def initialize_carry(self, rng: PRNGKey, input_shape: tuple[int, ...]) -> Array:
+        """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``, from ``carry_init``."""
+        dtype = self.param_dtype if self.dtype is None else self.dtype
+        return self.carry_init(rng, (*input_shape[:-1], self.features), dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+class Direction(nn.Module):
+    """The parameters of one (layer, direction) of a stack module: a GRU's (``cell="gru"``) or
+    a minGRU's (``cell="mingru"``). The fields of the other cell keep their defaults."""
+
+    fn: str
+    cell: str
+    features: int
+    param_dtype: DTypeLike
+    kernel_init: Initializer
+    bias_init: Initializer
+    chrono: int | None
+    reset_after: bool = False
+    recurrent_init: Initializer | None = None
+    recurrent_kernel_init: Initializer | None = None
+    candidate: str = "linear"
+
+    @nn.compact
+    def __call__(self, input_size: int) -> GRUParams | MinGRUParams:
+        if self.cell == "gru":
+            return declare_gru_params(self.fn, self, input_size, self.features, self.chrono)
+        return declare_mingru_params(self.fn, self, input_size, self.features)
+
+
+class Layer(nn.Module):
+    """One layer of a stack module: ``forward`` and, when bidirectional, ``backward``."""
+
+    num_directions: int
+    options: dict[str, Any]
+
+    @nn.compact
+    def __call__(self, input_size: int) -> tuple[Any, ...]:
+        return tuple(
+            Direction(**self.options, name=DIRECTIONS[d])(input_size)
+            for d in range(self.num_directions)
+        )
+
+
+def check_inputs(fn: str, xs: Array) -> Array:
+    """``xs`` as a float array of at least two dimensions, else the core's error."""
+    xs = as_float_array(fn, "xs", xs)
+    if xs.ndim < 2:
+        check_xs(fn, xs, -1)  # raises the core's rank error
+    return xs
+
+
+def run_stack(
+    module: nn.Module,
+    fn: str,
+    cell_options: Callable[[], dict[str, Any]],
+    stack: Callable[..., tuple[Array, Array]],
+    xs: Array,
+    *,
+    seq_lengths: Array | None,
+    resets: Array | None,
+    initial_carry: Array | None,
+    deterministic: bool,
+    **stack_kwargs: Any,
+) -> Array | tuple[Array, Array]:
+    """The ``__call__`` of a stack module (:class:`gru_jax.linen.GRU`,
+    :class:`gru_jax.linen.MinGRUStack`): check the sizes, declare every (layer, direction)'s
+    parameters (``cell_options()`` gives the cell's own :class:`Direction` fields), and run
+    ``stack`` (:func:`gru_jax.gru_stack` or :func:`gru_jax.mingru_stack`) on them."""
+    features = check_size(fn, "features", module.features)
+    num_layers = check_size(fn, "num_layers", module.num_layers)
+    chrono = check_chrono(fn, module.chrono)
+    num_directions = 2 if module.bidirectional else 1
+    xs = check_inputs(fn, xs)
+    options = {
+        "fn": fn,
+        "features": features,
+        "param_dtype": module.param_dtype,
+        "kernel_init": module.kernel_init,
+        "bias_init": module.bias_init,
+        "chrono": chrono,
+        **cell_options(),
+    }
+    params = tuple(
+        Layer(num_directions, options, name=f"layer_{layer}")(
+            xs.shape[-1] if layer == 0 else num_directions * features
+        )
+        for layer in range(num_layers)
+    )
+    use_dropout = not deterministic and module.dropout_rate > 0 and num_layers > 1
+    params, xs, initial_carry = cast_tree((params, xs, initial_carry), module.dtype)
+    ys, h_n = stack(
+        params,
+        xs,
+        initial_carry,
+        seq_lengths=seq_lengths,
+        resets=resets,
+        time_major=module.time_major,
+        dropout_rate=module.dropout_rate,
+        deterministic=not use_dropout,
+        key=module.make_rng("dropout") if use_dropout else None,
+        **stack_kwargs,
+    )
+    return (ys, h_n) if module.return_carry else ys
