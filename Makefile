@@ -9,18 +9,19 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Reinstall only when pyproject.toml changed (the stamps record what was installed).
+# Reinstall only when pyproject.toml changed (the stamps record what was installed). The extras:
+# train (the gru-jax command; brings flax), test (train, docs, the peers, the checkers).
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[train]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,docs]'
+	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed $(VENV)/.installed-docs
 
 $(VENV)/.installed-docs: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[docs]'
-	touch $@
+	touch $@ $(VENV)/.installed
 
 # The main job: train the adding problem from configs/adding.yaml into runs/adding/.
 demo: $(VENV)/.installed
@@ -35,8 +36,10 @@ core-demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -n 2 --dist loadfile
 
+# Lint and format (the one ruff version pinned in pyproject.toml and .pre-commit-config.yaml).
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # The public API type-checks cleanly (mypy; the files and settings are in pyproject.toml).
 typecheck: $(VENV)/.installed-test

@@ -164,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
       2
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    from gru_jax.train._distributed import become_worker
+    try:
+        from gru_jax.train._distributed import become_worker
+    except ImportError as e:  # the 'train' extra is missing: one line, no traceback
+        print(f"{PROG}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
 
     worker = become_worker()
     if argv[:1] == ["bench"]:  # every later argument belongs to the benchmark's own parser

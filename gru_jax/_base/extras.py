@@ -8,6 +8,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+TRAIN = ("flax", "optax", "orbax.checkpoint", "yaml", "rich", "matplotlib")
+"""What the ``train`` extra installs, as the modules the application imports."""
+
 
 def missing_extra(module: str, extra: str, error: ImportError) -> ImportError:
     """The ``ImportError`` to raise when ``module`` cannot import what its ``extra`` installs.
@@ -21,3 +26,18 @@ def missing_extra(module: str, extra: str, error: ImportError) -> ImportError:
     return ImportError(
         f"{module} needs the '{extra}' extra: pip install 'gru-jax[{extra}]' ({error})"
     )
+
+
+def require_extra(module: str, extra: str, imports: tuple[str, ...]) -> None:
+    """Raise one ``ImportError`` naming ``extra`` unless every module of ``imports`` can be
+    imported (checked with ``importlib.util.find_spec``, without importing it)."""
+    missing = [name for name in imports if not _importable(name)]
+    if missing:
+        raise missing_extra(module, extra, ModuleNotFoundError(f"missing: {', '.join(missing)}"))
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent package of a dotted name is missing
+        return False

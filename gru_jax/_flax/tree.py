@@ -26,6 +26,10 @@ DIRECTIONS = ("forward", "backward")
 def params_to_tree(params: GRUParams | GRUStackParams) -> dict[str, Any]:
     """A :class:`GRUParams` or a stack as the Flax wrappers' parameter tree (a nested dict).
 
+    Args:
+      params: a :class:`gru_jax.GRUParams` (a cell's tree) or a ``params[layer][direction]``
+        stack of them, as :func:`gru_jax.init_gru_stack` returns (a stack's tree).
+
     Example:
       >>> import jax
       >>> from gru_jax import init_gru_stack

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 
+import gru_jax._base.train_extra  # noqa: F401  (one ImportError naming the extra if it is missing)
 from gru_jax.tasks._base import (
     Batch,
     Signature,

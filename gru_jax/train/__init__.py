@@ -5,6 +5,7 @@
 (:mod:`gru_jax.cli`) is a thin layer over it.
 """
 
+import gru_jax._base.train_extra  # noqa: F401  (one ImportError naming the extra if it is missing)
 from gru_jax.tasks._plots import loss_plot, scatter_plot, series_plot
 from gru_jax.tasks._schema import ConfigError, Setting, setting
 from gru_jax.train._checkpoint import CheckpointError
