@@ -78,7 +78,7 @@ def _remember_class(app, what, name, obj, options, lines):
 
 
 def _public_target(app, env, node, contnode):
-    """Resolve ``GRUParams`` or ``gru_jax._cell.GRUParams`` (how annotations and docstrings name
+    """Resolve ``GRUParams`` or ``gru_jax._gru.cell.GRUParams`` (how annotations and docstrings name
     things inside the package) to the public entry ``gru_jax.GRUParams``, when there is one."""
     if node.get("refdomain") != "py":
         return None

@@ -22,7 +22,14 @@ Params = Any
 @dataclasses.dataclass(frozen=True)
 class Source:
     """A deterministic stream of batches: ``batch(key, batch_size)`` is a pure, jittable function
-    of the key (``batch_size`` static), so that step ``s`` always sees the same data."""
+    of the key (``batch_size`` static), so that step ``s`` always sees the same data.
+
+    Attributes:
+      batch: ``(key, batch_size) -> Batch``, the batch drawn with ``key``.
+      info: what the task's ``baseline`` and ``report`` need of the data behind the stream
+        (e.g. forecast's standardised ``"series"``, charlm's corpus ``"ids"``); empty by
+        default, and not used by the training loop.
+    """
 
     batch: Callable[[jax.Array, int], Batch]
     info: Mapping[str, Any] = dataclasses.field(default_factory=dict)

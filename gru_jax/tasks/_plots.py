@@ -42,7 +42,18 @@ def loss_plot(
     baseline: float | None = None,
     target: float | None = None,
 ) -> None:
-    """Training loss and evaluation metric against step, from ``metrics.jsonl``."""
+    """Training loss and evaluation metric against step, from ``metrics.jsonl``.
+
+    The y axis is logarithmic when the positive values span more than a factor of 30.
+
+    Args:
+      metrics_path: the run's ``metrics.jsonl``: its lines with ``loss`` give the training
+        curve, those with ``eval_<metric>`` the evaluation curve.
+      path: the PNG file to write (its folder is created).
+      metric: the evaluation metric's name, e.g. ``"mse"``.
+      baseline: drawn as a dashed horizontal line (``None``: no line).
+      target: drawn as a dotted horizontal line (``None``: no line).
+    """
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     evals = [(r["step"], r[f"eval_{metric}"]) for r in rows if f"eval_{metric}" in r]
@@ -75,7 +86,16 @@ def scatter_plot(
     xlabel: str,
     ylabel: str,
 ) -> None:
-    """Predicted against true values, with the identity line."""
+    """Predicted against true values, with the identity line.
+
+    Args:
+      path: the PNG file to write (its folder is created).
+      truth: the true values, any shape.
+      predicted: the predicted values, the shape of ``truth``.
+      title: the plot's title.
+      xlabel: the x axis's label (the true values).
+      ylabel: the y axis's label (the predicted values).
+    """
     truth, predicted = np.asarray(truth), np.asarray(predicted)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.8))
@@ -96,7 +116,15 @@ def series_plot(
     xlabel: str = "t",
     ylabel: str = "value",
 ) -> None:
-    """Several named ``(x, y)`` curves on one axis."""
+    """Several named ``(x, y)`` curves on one axis.
+
+    Args:
+      path: the PNG file to write (its folder is created).
+      curves: each curve's legend label to its ``(x, y)`` arrays, of one length each.
+      title: the plot's title.
+      xlabel: the x axis's label.
+      ylabel: the y axis's label.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 3.6))
     for label, (x, y) in curves.items():

@@ -44,6 +44,11 @@ class AddingData:
 def adding_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax.Array]:
     """``inputs (B, T, 2)`` float32 and ``targets (B,)``, deterministic in ``key``.
 
+    Args:
+      key: the PRNG key that draws the values and the two marked steps.
+      batch_size: ``B``, the sequences in the batch.
+      seq_len: ``T``, the steps of each sequence; one marked step lies in each half.
+
     Example:
       >>> import jax
       >>> from gru_jax.tasks.adding import adding_batch
@@ -65,7 +70,12 @@ def adding_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax
 
 
 class AddingModel(nn.Module):
-    """GRU over the sequence, then a linear read-out of the last layer's final state."""
+    """GRU over the sequence, then a linear read-out of the last layer's final state.
+
+    Attributes:
+      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the recurrent
+        layer, as the ``model:`` keys of :class:`gru_jax.train.ModelConfig`.
+    """
 
     hidden_size: int
     num_layers: int = 1

@@ -53,6 +53,11 @@ def copy_batch(
 ) -> dict[str, jax.Array]:
     """``inputs (B, T)`` and ``targets (B, T)`` int32 tokens, ``T = delay + 2·copy_len``.
 
+    Args:
+      key: the PRNG key that draws the symbols.
+      batch_size: ``B``, the sequences in the batch.
+      delay, copy_len, num_symbols: as the keys of :class:`CopyData`.
+
     Example:
       >>> import jax
       >>> from gru_jax.tasks.copy import copy_batch
@@ -74,7 +79,15 @@ def copy_batch(
 
 
 class CopyModel(nn.Module):
-    """Embed → GRU → Dense over blank + the symbols, at every step."""
+    """Embed → GRU → Dense over blank + the symbols, at every step.
+
+    Attributes:
+      num_symbols: the symbols to remember (tokens ``1..num_symbols``); the embedding also has
+        the blank and the delimiter, the output the blank.
+      embed_dim: the size of the token embedding.
+      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the recurrent
+        layer, as the ``model:`` keys of :class:`gru_jax.train.ModelConfig`.
+    """
 
     num_symbols: int
     hidden_size: int
@@ -123,7 +136,11 @@ def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array
 
 
 def baseline(data: CopyData) -> float:
-    """The memoryless cross-entropy per step, ``copy_len·ln(num_symbols)/T``."""
+    """The memoryless cross-entropy per step, ``copy_len·ln(num_symbols)/T``.
+
+    Args:
+      data: the task's ``data:`` section, a :class:`CopyData`.
+    """
     return data.copy_len * math.log(data.num_symbols) / (data.delay + 2 * data.copy_len)
 
 

@@ -92,6 +92,19 @@ def mackey_glass(
 ) -> np.ndarray:
     """``(num_series, series_len)`` float64 Mackey–Glass series (not standardised).
 
+    Each series starts from a constant history drawn uniformly from ``[0.5, 1.3)``, integrated
+    with Euler steps of ``dt`` (the delay and the sample spacing rounded to whole steps).
+
+    Args:
+      seed: the seed of ``numpy.random.default_rng`` that draws every series's history.
+      num_series: how many independent series.
+      series_len: samples per series.
+      sample_every: time units between two samples.
+      dt: the Euler integration step, in time units.
+      burn_in: time units integrated and discarded before the first sample.
+      tau: the delay ``τ`` of the equation, in time units.
+      beta, gamma, n: the equation's ``β``, ``γ`` and exponent ``n``.
+
     Example:
       >>> from gru_jax.tasks.forecast import mackey_glass
       >>> x = mackey_glass(0, 2, 100)
@@ -140,7 +153,17 @@ def _make_source(data: ForecastData, seed: int) -> Source:
 
 
 class ForecastModel(nn.Module):
-    """GRU over the context, then a linear read-out of all ``horizon`` future values."""
+    """GRU over the context, then a linear read-out of all ``horizon`` future values.
+
+    The read-out predicts each future value's change from the last value seen, so persistence is
+    its zero function.
+
+    Attributes:
+      horizon: how many future values it predicts, as the ``data:`` key of
+        :class:`ForecastData`.
+      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the recurrent
+        layer, as the ``model:`` keys of :class:`gru_jax.train.ModelConfig`.
+    """
 
     horizon: int
     hidden_size: int
@@ -167,7 +190,14 @@ class ForecastModel(nn.Module):
 
 
 def persistence_mse(series: np.ndarray, context: int, horizon: int) -> float:
-    """MSE of repeating the last context value, over windows starting at multiples of horizon."""
+    """MSE of repeating the last context value, over windows starting at multiples of horizon.
+
+    Args:
+      series: ``(S, N)`` float: ``S`` series of ``N`` samples (standardised, as the model sees
+        them).
+      context: samples a window shows before the ones to predict.
+      horizon: samples predicted after them, and the spacing of the windows' starts.
+    """
     errors = []
     for start in range(0, series.shape[1] - context - horizon + 1, horizon):
         last = series[:, start + context - 1, None]

@@ -74,7 +74,13 @@ class Seq2SeqData:
 
 
 def translate(symbols: Any, num_symbols: int) -> Any:
-    """The letter-by-letter cipher on symbol indices ``0..num_symbols-1``: shift by half."""
+    """The letter-by-letter cipher on symbol indices ``0..num_symbols-1``: shift by half.
+
+    Args:
+      symbols: symbol indices (not tokens), an int or an integer array of any shape.
+      num_symbols: letters in the alphabet; the shift is ``num_symbols // 2``, modulo
+        ``num_symbols``.
+    """
     return (symbols + num_symbols // 2) % num_symbols
 
 
@@ -86,6 +92,12 @@ def seq2seq_batch(
     ``source (B, max_len)``: letters, then ``PAD``; ``source_lengths (B,)``; ``targets
     (B, max_len + 1)``: the reversed, enciphered letters, ``EOS``, then ``PAD``;
     ``decoder_inputs (B, max_len + 1)``: ``BOS`` followed by ``targets[:, :-1]`` (teacher forcing).
+
+    Args:
+      key: the PRNG key that draws the lengths and the letters.
+      batch_size: ``B``, the words in the batch.
+      num_symbols, min_len, max_len: as the keys of :class:`Seq2SeqData`; a word's length is
+        uniform in ``[min_len, max_len]``.
 
     Example:
       >>> import jax
@@ -120,7 +132,15 @@ def seq2seq_batch(
 class Seq2Seq(nn.Module):
     """Encoder: Embed → bidirectional :class:`~gru_jax.linen.GRU` (with ``seq_lengths``) → each
     layer's final forward and backward states → Dense + tanh → the decoder's initial carry.
-    Decoder: Embed → GRU from that carry → Dense: logits ``(B, T_out, V)``."""
+    Decoder: Embed → GRU from that carry → Dense: logits ``(B, T_out, V)``.
+
+    Attributes:
+      vocab_size: ``V``, the tokens of source and target: :data:`NUM_SPECIAL` + the letters.
+      embed_dim: the size of the token embeddings (one for the source, one for the target).
+      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the encoder's
+        and the decoder's recurrent layers, as the ``model:`` keys of
+        :class:`gru_jax.train.ModelConfig`.
+    """
 
     vocab_size: int
     embed_dim: int
@@ -178,6 +198,13 @@ def greedy_decode(
     A ``lax.scan`` feeds each step's argmax back into the decoder with its carry
     (:meth:`Seq2Seq.next_logits`, one step of the stack), starting from
     ``BOS``. It runs all ``steps``; what follows the first ``EOS`` is to be ignored.
+
+    Args:
+      model: the :class:`Seq2Seq` module.
+      params: its parameters.
+      source: ``(B, S)`` int32 source tokens, as ``seq2seq_batch``'s ``source``.
+      lengths: ``(B,)`` int32: each source's length, as ``source_lengths``.
+      steps: how many tokens to decode (static).
     """
     carry = model.apply(params, source, lengths, method=Seq2Seq.encode)
 
@@ -202,14 +229,25 @@ def sequence_correct(decoded: jax.Array, targets: jax.Array) -> jax.Array:
 
 
 def monotone_baseline(num_symbols: int, min_len: int, max_len: int) -> float:
-    """Expected sequence accuracy of enciphering without reversing: right iff a palindrome."""
+    """Expected sequence accuracy of enciphering without reversing: right iff a palindrome.
+
+    Args:
+      num_symbols, min_len, max_len: as the keys of :class:`Seq2SeqData`; the lengths are
+        uniform in ``[min_len, max_len]``.
+    """
     lengths = range(min_len, max_len + 1)
     return sum(float(num_symbols) ** -(n // 2) for n in lengths) / len(lengths)
 
 
 def monotone_translation(batch: Batch, num_symbols: int) -> jax.Array:
     """The baseline's output for a batch, laid out like ``targets``: each source letter
-    enciphered in place, then ``EOS``."""
+    enciphered in place, then ``EOS``.
+
+    Args:
+      batch: a batch of :func:`seq2seq_batch`; only its ``source`` and ``source_lengths`` are
+        read.
+      num_symbols: letters in the alphabet, as the key of :class:`Seq2SeqData`.
+    """
     source, lengths = batch["source"], batch["source_lengths"]
     body = jnp.where(
         source >= NUM_SPECIAL, translate(source - NUM_SPECIAL, num_symbols) + NUM_SPECIAL, PAD
@@ -220,7 +258,14 @@ def monotone_translation(batch: Batch, num_symbols: int) -> jax.Array:
 
 
 def render(tokens: Any, *, upto_eos: bool = True) -> str:
-    """Token ids as a word: letters ``a``, ``b``, ...; stops at ``EOS`` (``<no EOS>`` if none)."""
+    """Token ids as a word: letters ``a``, ``b``, ...; stops at ``EOS`` (``<no EOS>`` if none).
+
+    Args:
+      tokens: a 1-D sequence of token ids (a list or an array); ``PAD`` is skipped and ``BOS``
+        written ``<bos>``.
+      upto_eos: stop at the first ``EOS``, and append ``<no EOS>`` (after a space) if there is
+        none; with ``False``, go through every token, writing ``EOS`` as ``<eos>``.
+    """
     letters: list[str] = []
     for t in np.asarray(tokens).tolist():
         if t == EOS and upto_eos:

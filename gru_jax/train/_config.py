@@ -41,6 +41,26 @@ class ModelConfig:
     ``[0, 1)``. ``cell`` picks the recurrent layer: ``"gru"`` (:class:`gru_jax.linen.GRU`) or
     ``"mingru"`` (:class:`gru_jax.linen.MinGRUStack`); ``reset_after`` and ``unroll`` are the
     GRU's alone, so with ``mingru`` they must keep their defaults.
+
+    Attributes:
+      cell: the recurrent layer: ``"gru"`` (the default), the multi-layer
+        :class:`gru_jax.linen.GRU`; ``"mingru"``, the multi-layer
+        :class:`gru_jax.linen.MinGRUStack` (gates from the input alone), with the same carry,
+        bidirectional encoder and one-step decoding.
+      hidden_size: ``H``, the state size of each recurrent layer (default 64).
+      num_layers: stacked recurrent layers (default 1).
+      reset_after: GRU only. Which candidate form: ``False`` (the default) applies the reset
+        gate before the recurrent matmul (Cho et al.), ``True`` after it (the cuDNN and torch
+        form).
+      embed_dim: the embedding size of token inputs (copy, charlm, seq2seq; default 16);
+        adding and forecast read numbers and ignore it.
+      dropout_rate: dropout between recurrent layers, in training only (default 0.0); it has
+        no effect with one layer.
+      unroll: GRU only. Steps per iteration of the compiled loop (default 1); changes speed,
+        never values.
+      chrono: chrono initialisation of the update-gate bias for memories of up to this many
+        steps (``chrono=`` of :func:`gru_jax.init_gru` and :func:`gru_jax.init_mingru`), at
+        least 3; ``None`` (the default) keeps the default initialisation.
     """
 
     cell: str = setting("gru", one_of=("gru", "mingru"))
@@ -78,6 +98,33 @@ class TrainConfig:
     above 0, counts at least 1, ``warmup_steps``, ``weight_decay`` and ``num_devices`` at least
     0, ``end_learning_rate_ratio`` in ``[0, 1]``); the keys of devices and cadence may change
     when a run is resumed.
+
+    Attributes:
+      steps: optimiser steps in the whole run (default 2000); the cosine schedule is laid out
+        over them, so it may not change on ``--resume``.
+      batch_size: sequences per step, over all devices together (default 64); divisible by
+        the number of devices.
+      learning_rate: the peak learning rate, reached at the end of the warmup (default 0.003).
+      warmup_steps: steps of linear warmup from 0 (default 100; capped at ``steps - 1``, so
+        that short runs stay valid).
+      end_learning_rate_ratio: after the warmup the rate decays along a cosine to
+        ``learning_rate * end_learning_rate_ratio`` at the last step (default 0.1).
+      weight_decay: AdamW's decoupled weight decay (default 0.0).
+      grad_clip: gradients are scaled down to this global norm when above it (default 1.0).
+      skip_nonfinite: skip up to this many consecutive steps whose gradient holds an Inf or
+        NaN, leaving the parameters and the optimiser state as they were
+        (``optax.apply_if_finite``); 0 (the default) skips none.
+      log_every: a line of ``metrics.jsonl`` (and a progress-bar update) every this many steps
+        (default 50).
+      eval_every: evaluate every this many steps (default 500); the end of the run is always
+        evaluated.
+      eval_batches: batches of ``batch_size`` evaluation sequences per evaluation, the same
+        batches each time (default 8).
+      checkpoint_every: write a checkpoint every this many steps (default 500), and at the
+        end of every call.
+      keep_checkpoints: how many of the latest checkpoints to keep (default 2).
+      num_devices: devices to train on, data-parallel; 0 (the default) uses every local
+        device.
     """
 
     steps: int = setting(2000, ge=1)
@@ -112,7 +159,22 @@ class Config:
     """A whole training config. ``data`` is the task's own dataclass; ``seed`` is in
     ``[0, 2**32 - 2]`` (the evaluation data uses ``seed + 1``), ``target`` any finite float or
     ``None``; ``target_vs_baseline`` (above 0, or ``None``) states the target as that multiple
-    of the task's baseline instead, resolved at the end of the run."""
+    of the task's baseline instead, resolved at the end of the run.
+
+    Attributes:
+      task: the task's name: a built-in task (``adding``, ``copy``, ``forecast``, ``charlm``,
+        ``seq2seq``) or one given to :func:`gru_jax.tasks.register_task`; required.
+      data: the ``data:`` section, an instance of the task's ``data_config`` dataclass.
+      model: the ``model:`` section, a :class:`ModelConfig`.
+      train: the ``train:`` section, a :class:`TrainConfig`.
+      seed: the seed of everything random: parameter initialisation, training batches, dropout
+        and evaluation batches (default 0).
+      target: the metric value the run aims for; ``summary.json`` says whether it was reached
+        (``None``, the default: no target).
+      target_vs_baseline: the target as a multiple of the task's baseline instead (``0.5``:
+        half the baseline's value); ``None`` (the default) when not used. Give ``target`` or
+        this key, not both.
+    """
 
     task: str
     data: Any
@@ -304,6 +366,14 @@ def parse_config(raw: dict[str, Any], data_configs: Mapping[str, type] | None = 
 
     ``data_configs`` maps task names to the dataclass of their ``data`` section; by default the
     registry of :mod:`gru_jax.tasks` (only the chosen task's module is imported).
+
+    Args:
+      raw: the config as plain data, e.g. what ``yaml.safe_load`` reads from a config file.
+      data_configs: the task names to their ``data`` dataclass (``None``: every task of
+        :func:`gru_jax.tasks.task_names`).
+
+    Raises:
+      ConfigError: the first mistake, in one line naming the key.
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"a config must be a mapping; got {type(raw).__name__}")
@@ -330,6 +400,16 @@ def load_config(
 ) -> Config:
     """Read a YAML config, apply ``key=value`` overrides, and check it.
 
+    Args:
+      path: the YAML file.
+      overrides: ``KEY=VALUE`` strings, as ``--set`` takes them: a dotted key
+        (``train.steps``) and a YAML value, applied in order.
+      data_configs: the task names to their ``data`` dataclass, as in :func:`parse_config`.
+
+    Raises:
+      ConfigError: the first mistake (a missing or unreadable file, YAML that does not parse,
+        a bad key or value), in one line.
+
     Example:
       >>> from gru_jax.train import load_config
       >>> cfg = load_config("configs/adding.yaml", ["train.steps=10", "model.hidden_size=8"])
@@ -347,6 +427,12 @@ def load_settings(
     """One frozen dataclass of settings (fields declared with :func:`setting`) from an optional
     YAML file and ``key=value`` overrides, checked as a config section is: unknown keys, types,
     ranges and ``validate()``. For scripts with a flat config of their own (the examples).
+
+    Args:
+      cls: the frozen dataclass to build; a key that neither the file nor ``overrides``
+        gives takes its field's default.
+      path: a YAML file of its keys (``None``: none, only the defaults and ``overrides``).
+      overrides: ``KEY=VALUE`` strings with YAML values, applied after the file.
 
     Raises:
       ConfigError: the first mistake, in one line naming the key.

@@ -105,6 +105,20 @@ def find_cluster(
     more than one task (or ``detect=True``) gives a cluster left to
     ``jax.distributed.initialize()`` to detect.
 
+    Args:
+      coordinator: the coordinator's ``HOST:PORT`` (process 0 serves it); ``None``: from
+        ``JAX_COORDINATOR_ADDRESS``.
+      num_processes: the number of processes; ``None``: from ``JAX_NUM_PROCESSES``. With 1,
+        a single process, the result is ``None``.
+      process_id: this process's id in ``[0, num_processes)``; ``None``: from
+        ``JAX_PROCESS_ID``.
+      detect: without any of the three, give a cluster to detect even when neither SLURM nor
+        Open MPI describes several processes (``--distributed``).
+      init_timeout: seconds every process may take to join, at least 1 (``--init-timeout``).
+      heartbeat_timeout: seconds without a heartbeat after which a process counts as dead, at
+        least 1 (``--heartbeat-timeout``).
+      env: the environment variables to read (``None``: ``os.environ``).
+
     Raises:
       ConfigError: incomplete or inconsistent values, e.g. a process id outside
         ``[0, num_processes)`` or a coordinator that is not ``HOST:PORT``.
@@ -198,6 +212,15 @@ def maybe_initialize_distributed(
     JAX ends the process (``abort``) if the others do not join within ``init_timeout`` seconds or
     one of them stops answering for ``heartbeat_timeout`` seconds; the ``gru-jax`` command runs
     such a process under a supervisor that reports this as one line.
+
+    Args:
+      force: let ``jax.distributed.initialize()`` detect the cluster even when no argument,
+        environment variable or scheduler describes one (``detect`` of :func:`find_cluster`).
+      coordinator: the coordinator's ``HOST:PORT`` (process 0 serves it).
+      num_processes: the number of processes.
+      process_id: this process's id in ``[0, num_processes)``.
+      init_timeout: seconds every process may take to join.
+      heartbeat_timeout: seconds without a heartbeat after which a process counts as dead.
 
     Raises:
       ConfigError: incomplete or inconsistent values (see :func:`find_cluster`).
@@ -316,6 +339,12 @@ def supervise(argv: Sequence[str], cluster: Cluster, *, prog: str = "gru-jax") -
     If the worker is aborted by the runtime, the result is one line and exit code 2 (it could
     not join the run) or 1 (another process died); a worker killed by any other signal gives
     ``128 + signal``. The worker dies with this process (``PR_SET_PDEATHSIG``).
+
+    Args:
+      argv: the worker's command-line arguments, those of this ``gru-jax`` command (without
+        the program's name).
+      cluster: the run this process joins (:func:`find_cluster`), named in the error lines.
+      prog: the program's name that starts each error line (``PROG: error: ...``).
     """
     out, err = os.dup(sys.stdout.fileno()), os.dup(sys.stderr.fileno())
     read, write = os.pipe()

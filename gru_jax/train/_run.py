@@ -67,6 +67,14 @@ def make_optimizer(train: TrainConfig) -> tuple[optax.GradientTransformation, op
     gradient holds an Inf or NaN leaves the parameters and the optimiser's moments unchanged
     (up to that many such steps in a row; then the update is applied, and training fails
     visibly).
+
+    Args:
+      train: the ``train:`` section: ``steps``, ``learning_rate``, ``warmup_steps``,
+        ``end_learning_rate_ratio``, ``weight_decay``, ``grad_clip`` and ``skip_nonfinite``
+        shape the optimiser.
+
+    Returns:
+      The optimiser and its learning-rate schedule (a function of the step).
     """
     warmup = min(train.warmup_steps, max(train.steps - 1, 0))
     schedule = optax.warmup_cosine_decay_schedule(

@@ -277,6 +277,10 @@ def derivation_bits_per_char(num_chars: int = 200_000, seed: int = 0) -> float:
 
     An upper bound on the text's entropy rate (different derivations can write the same text):
     no model can beat the entropy rate, so one near this bound is near the best possible.
+
+    Args:
+      num_chars: characters of text to derive, as in :func:`generate_text`.
+      seed: the seed of the grammar's ``random.Random``.
     """
     return _generate(num_chars, seed)[1]
 
@@ -303,6 +307,11 @@ def sentences(num_chars: int, seed: int) -> tuple[str, ...]:
     """The grammar's sentences that :func:`generate_text` joins with spaces (whole: the last one
     may be cut off there), in order; the sentence layouts train on them.
 
+    Args:
+      num_chars: characters of the text, as in :func:`generate_text`: sentences are derived
+        until they, with a space after each, make at least this many.
+      seed: the seed of the grammar's ``random.Random``.
+
     Example:
       >>> from gru_jax.tasks.charlm import generate_text, sentences
       >>> " ".join(sentences(2000, seed=0)).startswith(generate_text(2000, seed=0))
@@ -312,7 +321,14 @@ def sentences(num_chars: int, seed: int) -> tuple[str, ...]:
 
 
 def encode(text: str) -> np.ndarray:
-    """Characters to token ids (uint8)."""
+    """Characters to token ids (uint8).
+
+    Args:
+      text: characters of :data:`VOCAB`.
+
+    Raises:
+      ValueError: a character of ``text`` is not in the vocabulary.
+    """
     try:
         return np.fromiter((CHAR_TO_ID[c] for c in text), np.uint8, len(text))
     except KeyError as e:
@@ -327,7 +343,15 @@ def decode(ids: Any) -> str:
 @functools.lru_cache(maxsize=8)
 def corpus(num_chars: int, seed: int) -> np.ndarray:
     """The encoded corpus for ``seed`` (cached: the loop builds each source once per run, tests
-    and the baseline may ask again)."""
+    and the baseline may ask again).
+
+    Args:
+      num_chars: characters of the corpus, as in :func:`generate_text`.
+      seed: the seed of the text.
+
+    Returns:
+      ``(num_chars,)`` uint8 token ids of ``generate_text(num_chars, seed)``, read-only.
+    """
     ids = encode(generate_text(num_chars, seed))
     ids.setflags(write=False)
     return ids

@@ -21,6 +21,12 @@ class CharLM(nn.Module):
     ``logits_and_carry`` runs from a given carry and returns the new one, so that text is
     generated one character at a time at O(1) cost per character. A batch's ``seq_lengths``
     and ``resets`` (the sentence layouts) go to the GRU.
+
+    Attributes:
+      vocab_size: ``V``, the token ids (``len(VOCAB)`` for the task).
+      embed_dim: the size of the character embedding.
+      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the recurrent
+        layer, as the ``model:`` keys of :class:`gru_jax.train.ModelConfig`.
     """
 
     vocab_size: int
@@ -94,6 +100,19 @@ def sample(
     prompt is read after :data:`START` from the zero carry, and after a character that ends a
     sentence (``.`` or ``?``) the next one is a space, read as the start token of a new sentence
     from the zero carry.
+
+    Args:
+      model: the :class:`CharLM` module.
+      params: its parameters.
+      prompt: the text every sample starts from: not empty, characters of :data:`VOCAB` only.
+      num_chars: characters generated after the prompt, per sample.
+      key: the PRNG key of the sampling (unused with ``temperature=0``).
+      temperature: the softmax temperature; 0 picks the most likely character.
+      num_samples: how many samples, drawn together as a batch.
+      sentences: whether the model was trained on a sentence layout (above).
+
+    Returns:
+      ``num_samples`` strings, each the prompt followed by its ``num_chars`` characters.
     """
     if not prompt:
         raise ValueError("sample: the prompt must not be empty")

@@ -17,7 +17,15 @@ from gru_jax.tasks.charlm._grammar import CHAR_TO_ID, START, encode
 def window_batch(
     ids: jax.Array, key: jax.Array, batch_size: int, seq_len: int
 ) -> dict[str, jax.Array]:
-    """``inputs`` and ``targets`` ``(B, T)`` int32: random windows of ``ids``, shifted by one."""
+    """``inputs`` and ``targets`` ``(B, T)`` int32: random windows of ``ids``, shifted by one.
+
+    Args:
+      ids: ``(N,)`` token ids of the corpus, ``N > seq_len``.
+      key: the PRNG key that draws the windows' starts, uniform over ``[0, N - seq_len)``.
+      batch_size: ``B``, the windows in the batch.
+      seq_len: ``T``; each window holds ``T + 1`` ids, ``inputs`` its first ``T`` and
+        ``targets`` its last ``T``.
+    """
     starts = jax.random.randint(key, (batch_size,), 0, ids.shape[0] - seq_len, dtype=jnp.int32)
     windows = ids[starts[:, None] + jnp.arange(seq_len + 1, dtype=jnp.int32)].astype(jnp.int32)
     return {"inputs": windows[:, :-1], "targets": windows[:, 1:]}
@@ -86,6 +94,11 @@ def sentence_rows(texts: Sequence[str], seq_len: int, layout: str) -> SentenceRo
     """``texts`` (each at most ``seq_len`` characters) as rows: one per row (``"padded"``) or
     packed by :func:`pack_sentences` (``"packed"``).
 
+    Args:
+      texts: the sentences, each of characters of :data:`VOCAB`.
+      seq_len: ``T``, the steps of a row.
+      layout: ``"padded"`` or ``"packed"``, as ``data.layout``.
+
     Example:
       >>> from gru_jax.tasks.charlm import decode, sentence_rows
       >>> rows = sentence_rows(["a cat runs.", "do dogs?"], 24, "packed")
@@ -131,7 +144,11 @@ def sentence_rows(texts: Sequence[str], seq_len: int, layout: str) -> SentenceRo
 
 def positions_in_segment(resets: Any) -> np.ndarray:
     """``(B, T)`` int: how many steps each step is past the last reset at or before it (its
-    0-based position in its sentence); ``t`` where no reset came before."""
+    0-based position in its sentence); ``t`` where no reset came before.
+
+    Args:
+      resets: ``(B, T)`` bool: True at each sentence's first step, as a batch's ``resets``.
+    """
     resets = np.asarray(resets)
     t = np.broadcast_to(np.arange(resets.shape[-1]), resets.shape)
     return t - np.maximum.accumulate(np.where(resets, t, 0), axis=-1)
