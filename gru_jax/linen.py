@@ -15,6 +15,8 @@ Parameter trees (``variables["params"]``):
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 
@@ -31,12 +33,14 @@ from gru_jax._base.linear_scan import DEFAULT_CHUNK_SIZE
 from gru_jax._base.typing import Array, DTypeLike, Initializer
 from gru_jax._flax.linen_parts import (
     CarryCell,
+    SequenceModule,
+    StackModule,
     check_inputs,
     declare_gru_params,
     declare_mingru_params,
-    run_stack,
 )
 from gru_jax._flax.tree import (
+    CallArgs,
     cast_tree,
     cell_step,
     mingru_tree_to_params,
@@ -115,7 +119,7 @@ class GRUCell(CarryCell, nn.RNNCellBase):
         return cell_step(gru_cell, params, carry, inputs, self.dtype)
 
 
-class GRU(nn.Module):
+class GRU(StackModule):
     """A multi-layer, optionally bidirectional GRU over sequences, like ``torch.nn.GRU``.
 
     Calls :func:`gru_jax.gru_stack` on its parameters; see there for the semantics of
@@ -171,60 +175,22 @@ class GRU(nn.Module):
     chrono: int | None = None
     recurrent_kernel_init: Initializer | None = None
 
-    @nn.compact
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        seq_lengths: Array | None = None,
-        resets: Array | None = None,
-        initial_carry: Array | None = None,
-        deterministic: bool = True,
-    ) -> Array | tuple[Array, Array]:
-        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)``, or ``(ys, h_n (L·D, *B, H))``.
+    @nn.nowrap
+    def _cell_options(self) -> dict[str, Any]:
+        return {
+            "cell": "gru",
+            "reset_after": self.reset_after,
+            "recurrent_init": self.recurrent_init,
+            "recurrent_kernel_init": self.recurrent_kernel_init,
+        }
 
-        ``resets (*B, T)`` bool marks the steps that start a new segment (an episode, a packed
-        sequence), as in :func:`gru_jax.gru_stack`. With ``time_major``, ``xs (T, *B, I)``,
-        ``resets (T, *B)`` and ``ys (T, *B, D·H)``.
-        """
-        return run_stack(
-            self,
-            "GRU",
-            lambda: {
-                "cell": "gru",
-                "reset_after": self.reset_after,
-                "recurrent_init": self.recurrent_init,
-                "recurrent_kernel_init": self.recurrent_kernel_init,
-            },
-            functools.partial(gru_stack, unroll=self.unroll, remat=self.remat),
-            xs,
-            seq_lengths=seq_lengths,
-            resets=resets,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-        )
+    @nn.nowrap
+    def _stack_function(self) -> Callable[..., tuple[Array, Array]]:
+        return functools.partial(gru_stack, unroll=self.unroll, remat=self.remat)
 
-    def step(self, carry: Array, x: Array) -> Array:
-        """One step of the whole stack: :func:`gru_jax.gru_stack_cell` on this module's
-        parameters (a unidirectional stack; no dropout).
-
-        ``carry (L, *B, H)``, ``x (*B, I)`` -> the new carry ``(L, *B, H)``; the top layer's
-        output is ``new_carry[-1]``. Call it as
-        ``layer.apply(variables, carry, x, method=GRU.step)`` after ``init``.
-
-        Example:
-          >>> import jax, jax.numpy as jnp
-          >>> from gru_jax.linen import GRU
-          >>> layer = GRU(features=8, num_layers=2)
-          >>> variables = layer.init(jax.random.key(0), jnp.ones((4, 1, 3)))
-          >>> carry = layer.apply(variables, jnp.zeros((2, 4, 8)), jnp.ones((4, 3)),
-          ...                     method=GRU.step)
-          >>> carry.shape
-          (2, 4, 8)
-        """
-        stack = tree_to_params(self.variables["params"], reset_after=self.reset_after)
-        stack, carry, x = cast_tree((stack, carry, x), self.dtype)
-        return gru_stack_cell(stack, carry, x)
+    @nn.nowrap
+    def _stack_cell(self, tree: Any) -> tuple[Any, Callable[[Any, Array, Array], Array]]:
+        return tree_to_params(tree, reset_after=self.reset_after), gru_stack_cell
 
 
 # ----------------------------------------------------------------------------- minGRU
@@ -281,7 +247,7 @@ class MinGRUCell(CarryCell, nn.RNNCellBase):
         return cell_step(mingru_cell, params, carry, inputs, self.dtype)
 
 
-class MinGRU(nn.Module):
+class MinGRU(SequenceModule):
     """A minGRU layer over whole sequences: :func:`gru_jax.mingru` on its parameters.
 
     One layer, one direction. The parameter tree is ``{"w_x": (I, 2H), "b_x": (2H,)}``, the
@@ -296,6 +262,10 @@ class MinGRU(nn.Module):
       return_carry: return ``(ys, h_last)`` instead of ``ys``.
       dtype, param_dtype, kernel_init, bias_init, chrono: as in :class:`MinGRUCell`.
       time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``.
+
+    The call is the stacks' (:class:`GRU`, :class:`MinGRUStack`): ``layer(xs, *, seq_lengths,
+    resets, initial_carry, deterministic)``, ``initial_carry`` the ``h0 (*B, H)`` and
+    ``deterministic`` without effect (one layer has no dropout).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -322,21 +292,9 @@ class MinGRU(nn.Module):
     time_major: bool = False
     chrono: int | None = None
 
-    @nn.compact
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        seq_lengths: Array | None = None,
-        resets: Array | None = None,
-        initial_carry: Array | None = None,
-    ) -> Array | tuple[Array, Array]:
-        """``xs (*B, T, I)`` -> ``ys (*B, T, H)``, or ``(ys, h_last (*B, H))``.
-
-        ``initial_carry`` is ``h0 (*B, H)`` (zeros when ``None``); ``resets (*B, T)`` bool marks
-        segment starts, as in :func:`gru_jax.mingru`. With ``time_major``, ``xs (T, *B, I)``,
-        ``resets (T, *B)`` and ``ys (T, *B, H)``.
-        """
+    @nn.nowrap
+    def _sequence(self, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
+        seq_lengths, resets, initial_carry, _ = call  # one layer: no dropout
         features = check_size("MinGRU", "features", self.features)
         xs = check_inputs("MinGRU", xs)
         params = declare_mingru_params("MinGRU", self, xs.shape[-1], features)
@@ -354,7 +312,7 @@ class MinGRU(nn.Module):
         return (ys, h_last) if self.return_carry else ys
 
 
-class MinGRUStack(nn.Module):
+class MinGRUStack(StackModule):
     """A multi-layer, optionally bidirectional minGRU: :func:`gru_jax.mingru_stack` on its
     parameters, with :class:`GRU`'s interface, so that a model swaps one for the other.
 
@@ -403,48 +361,14 @@ class MinGRUStack(nn.Module):
     time_major: bool = False
     chrono: int | None = None
 
-    @nn.compact
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        seq_lengths: Array | None = None,
-        resets: Array | None = None,
-        initial_carry: Array | None = None,
-        deterministic: bool = True,
-    ) -> Array | tuple[Array, Array]:
-        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)``, or ``(ys, h_n (L·D, *B, H))``; the other
-        arguments as in :class:`GRU`."""
-        return run_stack(
-            self,
-            "MinGRUStack",
-            lambda: {
-                "cell": "mingru",
-                "candidate": check_candidate("MinGRUStack", self.candidate),
-            },
-            functools.partial(mingru_stack, mode=self.mode, chunk_size=self.chunk_size),
-            xs,
-            seq_lengths=seq_lengths,
-            resets=resets,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-        )
+    @nn.nowrap
+    def _cell_options(self) -> dict[str, Any]:
+        return {"cell": "mingru", "candidate": check_candidate("MinGRUStack", self.candidate)}
 
-    def step(self, carry: Array, x: Array) -> Array:
-        """One step of the whole stack: :func:`gru_jax.mingru_stack_cell` on this module's
-        parameters (a unidirectional stack; no dropout). ``carry (L, *B, H)``, ``x (*B, I)`` ->
-        the new carry; call it as ``layer.apply(variables, carry, x, method=MinGRUStack.step)``.
+    @nn.nowrap
+    def _stack_function(self) -> Callable[..., tuple[Array, Array]]:
+        return functools.partial(mingru_stack, mode=self.mode, chunk_size=self.chunk_size)
 
-        Example:
-          >>> import jax, jax.numpy as jnp
-          >>> from gru_jax.linen import MinGRUStack
-          >>> layer = MinGRUStack(features=8, num_layers=2)
-          >>> variables = layer.init(jax.random.key(0), jnp.ones((4, 1, 3)))
-          >>> carry = layer.apply(variables, jnp.zeros((2, 4, 8)), jnp.ones((4, 3)),
-          ...                     method=MinGRUStack.step)
-          >>> carry.shape
-          (2, 4, 8)
-        """
-        stack = mingru_tree_to_params(self.variables["params"], candidate=self.candidate)
-        stack, carry, x = cast_tree((stack, carry, x), self.dtype)
-        return mingru_stack_cell(stack, carry, x)
+    @nn.nowrap
+    def _stack_cell(self, tree: Any) -> tuple[Any, Callable[[Any, Array, Array], Array]]:
+        return mingru_tree_to_params(tree, candidate=self.candidate), mingru_stack_cell

@@ -19,6 +19,10 @@ serve both.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import jax.numpy as jnp
 
 from gru_jax._base.extras import missing_extra
@@ -34,8 +38,14 @@ from gru_jax._base.init import default_bias_init, default_kernel_init, default_r
 from gru_jax._base.linear_scan import DEFAULT_CHUNK_SIZE, check_mode
 from gru_jax._base.typing import Array, DTypeLike, Initializer
 from gru_jax._flax.deprecations import resolve_recurrent_init
-from gru_jax._flax.nnx_parts import CarryCell, GRUParamsModule, MinGRUParamsModule, Stack
-from gru_jax._flax.tree import cast_tree, cell_step, params_to_tree, tree_to_params
+from gru_jax._flax.nnx_parts import (
+    CarryCell,
+    GRUParamsModule,
+    MinGRUParamsModule,
+    SequenceCall,
+    Stack,
+)
+from gru_jax._flax.tree import CallArgs, cast_tree, cell_step, params_to_tree, tree_to_params
 from gru_jax._gru.cell import gru_cell
 from gru_jax._gru.stack import GRUStackParams, check_gru_stack, gru_stack, gru_stack_cell
 from gru_jax._mingru.cell import mingru_cell
@@ -215,62 +225,20 @@ class GRU(Stack):
     @property
     def gru_params(self) -> GRUStackParams:
         """The parameters as the ``params[layer][direction]`` of :func:`gru_jax.gru_stack`."""
-        return tuple(tuple(cell.gru_params for cell in layer) for layer in self.cells())
+        return tuple(tuple(cell.gru_params for cell in layer) for layer in self._cells())
 
     def load_gru_params(self, params: GRUStackParams) -> None:
         """Load a ``params[layer][direction]`` stack of the same structure into the module."""
-        fn = "GRU.load_gru_params"
-        num_layers, num_directions, _, _ = check_gru_stack(fn, params)
-        self.check_structure(fn, num_layers, num_directions)
-        for cells, directions in zip(self.cells(), params, strict=True):
-            for cell, p in zip(cells, directions, strict=True):
-                cell.load_gru_params(p)
+        self._load_stack("GRU.load_gru_params", params, check_gru_stack, "load_gru_params")
 
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        seq_lengths: Array | None = None,
-        resets: Array | None = None,
-        initial_carry: Array | None = None,
-        deterministic: bool | None = None,
-    ) -> Array | tuple[Array, Array]:
-        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)``, or ``(ys, h_n (L·D, *B, H))``.
+    def _stack_function(self) -> Callable[..., tuple[Array, Array]]:
+        return functools.partial(gru_stack, unroll=self.unroll, remat=self.remat)
 
-        ``resets (*B, T)`` bool marks the steps that start a new segment, as in
-        :func:`gru_jax.gru_stack`; with ``time_major``, ``xs (T, *B, I)``, ``resets (T, *B)`` and
-        ``ys (T, *B, D·H)``. ``deterministic`` overrides the module's train/eval mode for this
-        call.
-        """
-        return self.run(
-            gru_stack,
-            self.gru_params,
-            xs,
-            seq_lengths=seq_lengths,
-            resets=resets,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-            unroll=self.unroll,
-            remat=self.remat,
-        )
+    def _stack_params(self) -> GRUStackParams:
+        return self.gru_params
 
-    def step(self, carry: Array, x: Array) -> Array:
-        """One step of the whole stack: :func:`gru_jax.gru_stack_cell` on this module's
-        parameters (a unidirectional stack; no dropout).
-
-        ``carry (L, *B, H)``, ``x (*B, I)`` -> the new carry ``(L, *B, H)``; the top layer's
-        output is ``new_carry[-1]``.
-
-        Example:
-          >>> import jax.numpy as jnp
-          >>> from flax import nnx
-          >>> from gru_jax.nnx import GRU
-          >>> layer = GRU(3, 8, num_layers=2, rngs=nnx.Rngs(0))
-          >>> layer.step(jnp.zeros((2, 4, 8)), jnp.ones((4, 3))).shape
-          (2, 4, 8)
-        """
-        stack, carry, x = cast_tree((self.gru_params, carry, x), self.dtype)
-        return gru_stack_cell(stack, carry, x)
+    def _stack_cell(self, params: Any, h: Array, x: Array) -> Array:
+        return gru_stack_cell(params, h, x)
 
 
 # ----------------------------------------------------------------------------- minGRU
@@ -339,7 +307,7 @@ class MinGRUCell(MinGRUParamsModule, CarryCell, RNNCellBase):
         return cell_step(mingru_cell, self.mingru_params, carry, inputs, self.dtype)
 
 
-class MinGRU(MinGRUParamsModule):
+class MinGRU(SequenceCall, MinGRUParamsModule):
     """A minGRU layer over whole sequences: :func:`gru_jax.mingru` on its parameters.
 
     One layer, one direction; parameters ``{"w_x": (I, 2H), "b_x": (2H,)}``, also as
@@ -356,6 +324,10 @@ class MinGRU(MinGRUParamsModule):
       dtype, param_dtype, kernel_init, bias_init, chrono: as in :class:`MinGRUCell`.
       time_major: ``xs``, ``ys`` and ``resets`` have time first, ``(T, *B, ·)``.
       rngs: an ``nnx.Rngs``; parameters draw from its ``params`` stream.
+
+    The call is the stacks' (:class:`GRU`, :class:`MinGRUStack`): ``layer(xs, *, seq_lengths,
+    resets, initial_carry, deterministic)``, ``initial_carry`` the ``h0 (*B, H)`` and
+    ``deterministic`` without effect (one layer has no dropout).
 
     Example:
       >>> import jax.numpy as jnp
@@ -400,20 +372,8 @@ class MinGRU(MinGRUParamsModule):
         self.chunk_size = check_size("MinGRU", "chunk_size", chunk_size)
         self.return_carry, self.dtype, self.time_major = return_carry, dtype, time_major
 
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        seq_lengths: Array | None = None,
-        resets: Array | None = None,
-        initial_carry: Array | None = None,
-    ) -> Array | tuple[Array, Array]:
-        """``xs (*B, T, I)`` -> ``ys (*B, T, H)``, or ``(ys, h_last (*B, H))``.
-
-        ``initial_carry`` is ``h0 (*B, H)`` (zeros when ``None``); ``resets (*B, T)`` bool marks
-        segment starts, as in :func:`gru_jax.mingru`. With ``time_major``, ``xs (T, *B, I)``,
-        ``resets (T, *B)`` and ``ys (T, *B, H)``.
-        """
+    def _sequence(self, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
+        seq_lengths, resets, initial_carry, _ = call  # one layer: no dropout
         params, xs, initial_carry = cast_tree((self.mingru_params, xs, initial_carry), self.dtype)
         ys, h_last = mingru(
             params,
@@ -510,52 +470,18 @@ class MinGRUStack(Stack):
     @property
     def mingru_params(self) -> MinGRUStackParams:
         """The parameters as the ``params[layer][direction]`` of :func:`gru_jax.mingru_stack`."""
-        return tuple(tuple(cell.mingru_params for cell in layer) for layer in self.cells())
+        return tuple(tuple(cell.mingru_params for cell in layer) for layer in self._cells())
 
     def load_mingru_params(self, params: MinGRUStackParams) -> None:
         """Load a ``params[layer][direction]`` minGRU stack of the same structure."""
         fn = "MinGRUStack.load_mingru_params"
-        num_layers, num_directions, _, _ = check_mingru_stack(fn, params)
-        self.check_structure(fn, num_layers, num_directions)
-        for cells, directions in zip(self.cells(), params, strict=True):
-            for cell, p in zip(cells, directions, strict=True):
-                cell.load_mingru_params(p)
+        self._load_stack(fn, params, check_mingru_stack, "load_mingru_params")
 
-    def __call__(
-        self,
-        xs: Array,
-        *,
-        seq_lengths: Array | None = None,
-        resets: Array | None = None,
-        initial_carry: Array | None = None,
-        deterministic: bool | None = None,
-    ) -> Array | tuple[Array, Array]:
-        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)``, or ``(ys, h_n (L·D, *B, H))``; the other
-        arguments as in :class:`GRU`."""
-        return self.run(
-            mingru_stack,
-            self.mingru_params,
-            xs,
-            seq_lengths=seq_lengths,
-            resets=resets,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-            mode=self.mode,
-            chunk_size=self.chunk_size,
-        )
+    def _stack_function(self) -> Callable[..., tuple[Array, Array]]:
+        return functools.partial(mingru_stack, mode=self.mode, chunk_size=self.chunk_size)
 
-    def step(self, carry: Array, x: Array) -> Array:
-        """One step of the whole stack: :func:`gru_jax.mingru_stack_cell` on this module's
-        parameters (a unidirectional stack; no dropout). ``carry (L, *B, H)``, ``x (*B, I)`` ->
-        the new carry ``(L, *B, H)``.
+    def _stack_params(self) -> MinGRUStackParams:
+        return self.mingru_params
 
-        Example:
-          >>> import jax.numpy as jnp
-          >>> from flax import nnx
-          >>> from gru_jax.nnx import MinGRUStack
-          >>> layer = MinGRUStack(3, 8, num_layers=2, rngs=nnx.Rngs(0))
-          >>> layer.step(jnp.zeros((2, 4, 8)), jnp.ones((4, 3))).shape
-          (2, 4, 8)
-        """
-        stack, carry, x = cast_tree((self.mingru_params, carry, x), self.dtype)
-        return mingru_stack_cell(stack, carry, x)
+    def _stack_cell(self, params: Any, h: Array, x: Array) -> Array:
+        return mingru_stack_cell(params, h, x)

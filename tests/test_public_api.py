@@ -55,9 +55,23 @@ class _Text:
         return self.text
 
 
+def _raw_signature(obj: Callable[..., Any]) -> inspect.Signature:
+    """``inspect.signature``; for a class whose metaclass hides its constructor behind
+    ``(*args, **kwargs)`` (NNX modules), the signature of its ``__init__`` without ``self``."""
+    sig = inspect.signature(obj)
+    kinds = {p.kind for p in sig.parameters.values()}
+    if inspect.isclass(obj) and kinds == {
+        inspect.Parameter.VAR_POSITIONAL,
+        inspect.Parameter.VAR_KEYWORD,
+    }:
+        init = inspect.signature(obj.__init__)
+        sig = init.replace(parameters=list(init.parameters.values())[1:])
+    return sig
+
+
 def _signature(obj: Callable[..., Any]) -> str:
     try:
-        sig = inspect.signature(obj)
+        sig = _raw_signature(obj)
     except (TypeError, ValueError):
         return "(...)"
     parameters = [
@@ -77,14 +91,19 @@ def _signature(obj: Callable[..., Any]) -> str:
 
 
 def _members(cls: type) -> list[str]:
-    """A class's own public methods and properties, with their signatures."""
+    """A class's public methods and properties, its own and those it inherits from the
+    package's classes, with their signatures."""
+    members: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("gru_jax"):
+            members.update(vars(klass))
     lines = []
-    for name, value in sorted(vars(cls).items()):
+    for name, value in sorted(members.items()):
         if name.startswith("_") and name != "__call__":
             continue
         if isinstance(value, property):
             lines.append(f"  .{name} (property)")
-        elif inspect.isfunction(value):
+        elif inspect.isfunction(value) and value.__module__.startswith("gru_jax"):
             lines.append(f"  .{name}{_signature(value)}")
     return lines
 
@@ -127,7 +146,7 @@ def test_the_public_api_is_the_committed_list():
 def _parameters_of(obj: Callable[..., Any]) -> list[str]:
     skip = {"self", "cls", "parent", "name", "args", "kwargs"}  # parent, name: every linen module
     try:
-        return [p for p in inspect.signature(obj).parameters if p not in skip]
+        return [p for p in _raw_signature(obj).parameters if p not in skip]
     except (TypeError, ValueError):
         return []
 
@@ -143,6 +162,12 @@ def test_every_parameter_of_every_public_function_is_in_its_docstring():
             if not getattr(obj, "__module__", "").startswith("gru_jax"):
                 continue  # re-exported from elsewhere (jax's initializers): documented there
             doc = inspect.getdoc(obj) or ""
+            if inspect.isclass(obj):  # fields a base class of the package declares and documents
+                doc += "".join(
+                    inspect.getdoc(base) or ""
+                    for base in obj.__mro__[1:]
+                    if base.__module__.startswith("gru_jax")
+                )
             for parameter in _parameters_of(obj):
                 if not re.search(rf"(?<![\w.]){re.escape(parameter)}\b", doc):
                     missing.append(f"{module_name}.{name}: {parameter}")

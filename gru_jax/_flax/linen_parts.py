@@ -17,7 +17,7 @@ from gru_jax._base.checks import as_float_array, check_chrono, check_size, check
 from gru_jax._base.init import at_least_float32, chrono_bias_init, gate_blocks, two_blocks
 from gru_jax._base.typing import Array, DTypeLike, Initializer, PRNGKey
 from gru_jax._flax.deprecations import resolve_recurrent_init
-from gru_jax._flax.tree import DIRECTIONS, cast_tree
+from gru_jax._flax.tree import DIRECTIONS, CallArgs, cast_tree
 from gru_jax._gru.cell import GRUParams
 from gru_jax._mingru.cell import MinGRUParams, check_candidate
 
@@ -134,23 +134,105 @@ def check_inputs(fn: str, xs: Array) -> Array:
     return xs
 
 
-def run_stack(
-    module: nn.Module,
-    fn: str,
-    cell_options: Callable[[], dict[str, Any]],
-    stack: Callable[..., tuple[Array, Array]],
-    xs: Array,
-    *,
-    seq_lengths: Array | None,
-    resets: Array | None,
-    initial_carry: Array | None,
-    deterministic: bool,
-    **stack_kwargs: Any,
-) -> Array | tuple[Array, Array]:
-    """The ``__call__`` of a stack module (:class:`gru_jax.linen.GRU`,
-    :class:`gru_jax.linen.MinGRUStack`): check the sizes, declare every (layer, direction)'s
-    parameters (``cell_options()`` gives the cell's own :class:`Direction` fields), and run
-    ``stack`` (:func:`gru_jax.gru_stack` or :func:`gru_jax.mingru_stack`) on them."""
+class SequenceModule(nn.Module):
+    """The call that every module of :mod:`gru_jax.linen` over whole sequences shares
+    (:class:`gru_jax.linen.GRU`, :class:`gru_jax.linen.MinGRU`,
+    :class:`gru_jax.linen.MinGRUStack`), so that a model swaps one for another. A subclass runs
+    it in ``_sequence``."""
+
+    @nn.nowrap
+    def _sequence(self, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
+        raise NotImplementedError
+
+    @nn.compact
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        seq_lengths: Array | None = None,
+        resets: Array | None = None,
+        initial_carry: Array | None = None,
+        deterministic: bool = True,
+    ) -> Array | tuple[Array, Array]:
+        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)`` (``D·H = H`` for one layer), or with
+        ``return_carry`` ``(ys, h_n)``: ``h_n (L·D, *B, H)`` for a stack, ``(*B, H)`` for one
+        layer.
+
+        ``seq_lengths (*B,)`` are the valid lengths, ``resets (*B, T)`` bool marks the steps
+        that start a new segment (an episode, a packed sequence), ``initial_carry`` is ``h0``,
+        of ``h_n``'s shape, as in :func:`gru_jax.gru_stack` and :func:`gru_jax.mingru`; dropout
+        between a stack's layers applies when ``deterministic`` is False (one layer has none).
+        With ``time_major``, ``xs (T, *B, I)``, ``resets (T, *B)`` and ``ys (T, *B, D·H)``.
+        """
+        return self._sequence(xs, CallArgs(seq_lengths, resets, initial_carry, deterministic))
+
+
+class StackModule(SequenceModule):
+    """What :class:`gru_jax.linen.GRU` and :class:`gru_jax.linen.MinGRUStack` share: the call
+    over sequences and one step of the whole stack. A subclass declares the fields and gives
+    its cell's :class:`Direction` fields (``_cell_options``), its stack function
+    (``_stack_function``: :func:`gru_jax.gru_stack` or :func:`gru_jax.mingru_stack` with the
+    module's options bound) and its parameter tree as that function's stack with the one-step
+    function (``_stack_cell``)."""
+
+    if TYPE_CHECKING:  # declared by the subclasses
+        features: int
+        num_layers: int
+        bidirectional: bool
+        dropout_rate: float
+        return_carry: bool
+        dtype: DTypeLike | None
+        param_dtype: DTypeLike
+        kernel_init: Initializer
+        bias_init: Initializer
+        time_major: bool
+        chrono: int | None
+
+    @nn.nowrap
+    def _cell_options(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @nn.nowrap
+    def _stack_function(self) -> Callable[..., tuple[Array, Array]]:
+        raise NotImplementedError
+
+    @nn.nowrap
+    def _stack_cell(self, tree: Any) -> tuple[Any, Callable[[Any, Array, Array], Array]]:
+        raise NotImplementedError
+
+    @nn.nowrap
+    def _sequence(self, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
+        return _run_stack(self, xs, call)
+
+    def step(self, carry: Array, x: Array) -> Array:
+        """One step of the whole stack (:func:`gru_jax.gru_stack_cell` or
+        :func:`gru_jax.mingru_stack_cell`) on this module's parameters: a unidirectional stack,
+        no dropout.
+
+        ``carry (L, *B, H)``, ``x (*B, I)`` -> the new carry ``(L, *B, H)``; the top layer's
+        output is ``new_carry[-1]``. Call it as
+        ``layer.apply(variables, carry, x, method=type(layer).step)`` after ``init``.
+
+        Example:
+          >>> import jax, jax.numpy as jnp
+          >>> from gru_jax.linen import GRU
+          >>> layer = GRU(features=8, num_layers=2)
+          >>> variables = layer.init(jax.random.key(0), jnp.ones((4, 1, 3)))
+          >>> carry = layer.apply(variables, jnp.zeros((2, 4, 8)), jnp.ones((4, 3)),
+          ...                     method=GRU.step)
+          >>> carry.shape
+          (2, 4, 8)
+        """
+        stack, cell = self._stack_cell(self.variables["params"])
+        stack, carry, x = cast_tree((stack, carry, x), self.dtype)
+        return cell(stack, carry, x)
+
+
+def _run_stack(module: StackModule, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
+    """The body of :meth:`StackModule.__call__`: check the sizes, declare every (layer,
+    direction)'s parameters, and run the stack function on them."""
+    seq_lengths, resets, initial_carry, deterministic = call
+    fn = type(module).__name__
     features = check_size(fn, "features", module.features)
     num_layers = check_size(fn, "num_layers", module.num_layers)
     chrono = check_chrono(fn, module.chrono)
@@ -163,7 +245,7 @@ def run_stack(
         "kernel_init": module.kernel_init,
         "bias_init": module.bias_init,
         "chrono": chrono,
-        **cell_options(),
+        **module._cell_options(),
     }
     params = tuple(
         Layer(num_directions, options, name=f"layer_{layer}")(
@@ -173,7 +255,7 @@ def run_stack(
     )
     use_dropout = not deterministic and module.dropout_rate > 0 and num_layers > 1
     params, xs, initial_carry = cast_tree((params, xs, initial_carry), module.dtype)
-    ys, h_n = stack(
+    ys, h_n = module._stack_function()(
         params,
         xs,
         initial_carry,
@@ -183,6 +265,5 @@ def run_stack(
         dropout_rate=module.dropout_rate,
         deterministic=not use_dropout,
         key=module.make_rng("dropout") if use_dropout else None,
-        **stack_kwargs,
     )
     return (ys, h_n) if module.return_carry else ys

@@ -18,7 +18,7 @@ from gru_jax._base.checks import check_chrono, check_flags, check_size
 from gru_jax._base.init import at_least_float32, chrono_bias_init, gate_blocks, two_blocks
 from gru_jax._base.stack import check_dropout_rate
 from gru_jax._base.typing import Array, DTypeLike, Initializer
-from gru_jax._flax.tree import DIRECTIONS, FIELDS, cast_tree
+from gru_jax._flax.tree import DIRECTIONS, FIELDS, CallArgs, cast_tree
 from gru_jax._gru.cell import GRUParams, check_params
 from gru_jax._mingru.cell import MinGRUParams, check_candidate
 from gru_jax._mingru.cell import check_params as check_mingru_params
@@ -177,7 +177,37 @@ class Layer(nnx.Module):
             setattr(self, DIRECTIONS[d], cell(**cell_kwargs))
 
 
-class Stack(nnx.Module):
+class SequenceCall:
+    """The call that every module of :mod:`gru_jax.nnx` over whole sequences shares
+    (:class:`gru_jax.nnx.GRU`, :class:`gru_jax.nnx.MinGRU`, :class:`gru_jax.nnx.MinGRUStack`),
+    so that a model swaps one for another. A subclass runs it in ``_sequence``."""
+
+    def _sequence(self, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        xs: Array,
+        *,
+        seq_lengths: Array | None = None,
+        resets: Array | None = None,
+        initial_carry: Array | None = None,
+        deterministic: bool | None = None,
+    ) -> Array | tuple[Array, Array]:
+        """``xs (*B, T, I)`` -> ``ys (*B, T, D·H)`` (``D·H = H`` for one layer), or with
+        ``return_carry`` ``(ys, h_n)``: ``h_n (L·D, *B, H)`` for a stack, ``(*B, H)`` for one
+        layer.
+
+        ``seq_lengths (*B,)`` are the valid lengths, ``resets (*B, T)`` bool marks the steps
+        that start a new segment, ``initial_carry`` is ``h0``, of ``h_n``'s shape, as in
+        :func:`gru_jax.gru_stack` and :func:`gru_jax.mingru`; with ``time_major``,
+        ``xs (T, *B, I)``, ``resets (T, *B)`` and ``ys (T, *B, D·H)``. ``deterministic``
+        overrides the module's train/eval mode for this call (one layer has no dropout).
+        """
+        return self._sequence(xs, CallArgs(seq_lengths, resets, initial_carry, deterministic))
+
+
+class Stack(SequenceCall, nnx.Module):
     """What :class:`gru_jax.nnx.GRU` and :class:`gru_jax.nnx.MinGRUStack` share: ``layer_0``
     ... of ``cell`` parameter modules, dropout between layers (active after ``train()``, off
     after ``eval()``, keys from the ``dropout`` stream), and the call of the stack function."""
@@ -224,7 +254,7 @@ class Stack(nnx.Module):
                 ),
             )
 
-    def cells(self) -> list[list[Any]]:
+    def _cells(self) -> list[list[Any]]:
         """``cells()[layer][direction]``: the parameter modules."""
         return [
             [
@@ -234,32 +264,40 @@ class Stack(nnx.Module):
             for layer in range(self.num_layers)
         ]
 
-    def check_structure(self, fn: str, num_layers: int, num_directions: int) -> None:
-        """Raise unless a stack to load has this module's layers and directions."""
+    def _stack_function(self) -> Callable[..., tuple[Array, Array]]:
+        raise NotImplementedError  # gru_jax.gru_stack or gru_jax.mingru_stack, options bound
+
+    def _stack_params(self) -> Any:
+        raise NotImplementedError  # the parameters as the stack function's params[l][d]
+
+    def _stack_cell(self, params: Any, h: Array, x: Array) -> Array:
+        raise NotImplementedError  # gru_jax.gru_stack_cell or gru_jax.mingru_stack_cell
+
+    def _load_stack(
+        self,
+        fn: str,
+        params: Any,
+        check: Callable[[str, Any], tuple[int, int, int, int]],
+        load: str,
+    ) -> None:
+        """Load a ``params[layer][direction]`` stack, checked by ``check``, of this module's
+        structure into its cells with their method ``load``."""
+        num_layers, num_directions, _, _ = check(fn, params)
         if (num_layers, num_directions) != (self.num_layers, self.num_directions):
             raise ValueError(
                 f"{fn}: expected {self.num_layers} layer(s) of "
                 f"{self.num_directions} direction(s); got {num_layers} of {num_directions}"
             )
+        for cells, directions in zip(self._cells(), params, strict=True):
+            for cell, p in zip(cells, directions, strict=True):
+                getattr(cell, load)(p)
 
-    def run(
-        self,
-        stack: Callable[..., tuple[Array, Array]],
-        params: Any,
-        xs: Array,
-        *,
-        seq_lengths: Array | None,
-        resets: Array | None,
-        initial_carry: Array | None,
-        deterministic: bool | None,
-        **stack_kwargs: Any,
-    ) -> Array | tuple[Array, Array]:
-        """``stack`` (:func:`gru_jax.gru_stack` or :func:`gru_jax.mingru_stack`) on ``params``
-        with this module's options; ``deterministic`` overrides the train/eval mode."""
+    def _sequence(self, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
+        seq_lengths, resets, initial_carry, deterministic = call
         deterministic = self.deterministic if deterministic is None else deterministic
         use_dropout = not deterministic and self.rngs is not None
-        params, xs, initial_carry = cast_tree((params, xs, initial_carry), self.dtype)
-        ys, h_n = stack(
+        params, xs, initial_carry = cast_tree((self._stack_params(), xs, initial_carry), self.dtype)
+        ys, h_n = self._stack_function()(
             params,
             xs,
             initial_carry,
@@ -269,6 +307,22 @@ class Stack(nnx.Module):
             dropout_rate=self.dropout_rate,
             deterministic=not use_dropout,
             key=self.rngs() if use_dropout and self.rngs is not None else None,
-            **stack_kwargs,
         )
         return (ys, h_n) if self.return_carry else ys
+
+    def step(self, carry: Array, x: Array) -> Array:
+        """One step of the whole stack (:func:`gru_jax.gru_stack_cell` or
+        :func:`gru_jax.mingru_stack_cell`) on this module's parameters: a unidirectional stack,
+        no dropout. ``carry (L, *B, H)``, ``x (*B, I)`` -> the new carry ``(L, *B, H)``; the top
+        layer's output is ``new_carry[-1]``.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> from flax import nnx
+          >>> from gru_jax.nnx import GRU
+          >>> layer = GRU(3, 8, num_layers=2, rngs=nnx.Rngs(0))
+          >>> layer.step(jnp.zeros((2, 4, 8)), jnp.ones((4, 3))).shape
+          (2, 4, 8)
+        """
+        stack, carry, x = cast_tree((self._stack_params(), carry, x), self.dtype)
+        return self._stack_cell(stack, carry, x)

@@ -9,7 +9,7 @@ is passed explicitly when a tree is turned back into parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -96,6 +96,16 @@ def mingru_tree_to_params(tree: Mapping[str, Any], *, candidate: str) -> tuple[A
         tuple(MinGRUParams(**layer[d], candidate=candidate) for d in DIRECTIONS if d in layer)
         for layer in (tree[f"layer_{i}"] for i in range(len(tree)))
     )
+
+
+class CallArgs(NamedTuple):
+    """The keyword arguments of a sequence module's call (see
+    :class:`gru_jax._flax.linen_parts.SequenceModule`), handed to its ``_sequence``."""
+
+    seq_lengths: Array | None
+    resets: Array | None
+    initial_carry: Array | None
+    deterministic: bool | None
 
 
 def cast_tree(tree: Any, dtype: DTypeLike | None) -> Any:

@@ -27,6 +27,7 @@ from jax.custom_derivatives import SymbolicZero
 from gru_jax._base.typing import Array, DTypeLike
 
 Gates = tuple[Array, Array, Array]  # one array per gate, (z, r, n)
+Weights = tuple[Array, Array, Array, Array]  # (w_x, w_h, b_x, b_h), in the compute dtype
 Cell = Callable[[Array, Gates], tuple[Array, tuple[Array, ...]]]  # see make_cell
 
 
@@ -158,10 +159,7 @@ def run_cells(
 
 
 def forward(
-    w_x: Array,
-    w_h: Array,
-    b_x: Array,
-    b_h: Array,
+    weights: Weights,
     xs: Array,
     h0: Array,
     mask: Array | None,
@@ -180,6 +178,7 @@ def forward(
     where ``starts`` marks a segment start) and the gates (``ghn = h W_hn + b_hn`` only for
     reset_after).
     """
+    w_x, w_h, b_x, b_h = weights
     dt = xs.dtype
     acc = jnp.promote_types(dt, jnp.float32)
     hidden = w_h.shape[0]
@@ -218,10 +217,7 @@ def forward(
 
 
 def forward_chunked(
-    w_x: Array,
-    w_h: Array,
-    b_x: Array,
-    b_h: Array,
+    weights: Weights,
     xs: Array,
     h0: Array,
     lengths: Array | None,
@@ -242,6 +238,7 @@ def forward_chunked(
     place: no transposed copies of the inputs or outputs. ``starts (T, N, 1)`` marks the steps
     before which the state is zeros. Returns ``(ys, h_last)``.
     """
+    w_x, w_h, b_x, b_h = weights
     dt = xs.dtype
     acc = jnp.promote_types(dt, jnp.float32)
     axis = 0 if time_major else 1  # the time axis of xs and ys
@@ -296,10 +293,7 @@ def forward_chunked(
 
 
 def gates_at_once(
-    w_x: Array,
-    w_h: Array,
-    b_x: Array,
-    b_h: Array,
+    weights: Weights,
     xs: Array,
     hprev: Array,
     *,
@@ -309,6 +303,7 @@ def gates_at_once(
     """The gates of many steps at once, from their inputs and the states before them:
     ``xs (K, N, I)``, ``hprev (K, N, H)`` -> ``(z, r, n[, ghn])``, as :func:`forward` computes
     them step by step, but as large matmuls."""
+    w_x, w_h, b_x, b_h = weights
     dt = xs.dtype
     hidden = w_h.shape[0]
     bias, b_hn = split_bias(b_x, b_h, reset_after, acc)

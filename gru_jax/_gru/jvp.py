@@ -41,7 +41,6 @@ scan multiplies by an explicitly transposed ``W_h``).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,30 +82,19 @@ def _primal(
     }
     if plan.fwd_chunk:
         return forward_chunked(
-            w_x, w_h, b_x, b_h, xs, h0, lengths, chunk=plan.fwd_chunk,
+            (w_x, w_h, b_x, b_h), xs, h0, lengths, chunk=plan.fwd_chunk,
             time_major=plan.time_major, **kw,
         )  # fmt: skip
     xs_t = xs if plan.time_major else jnp.swapaxes(xs, 0, 1)
     mask = valid_mask(lengths, xs_t.shape[0])
     ys, h_last, _ = forward(
-        w_x, w_h, b_x, b_h, xs_t, h0, mask, hoist=plan.hoist, residuals=False, **kw
+        (w_x, w_h, b_x, b_h), xs_t, h0, mask, hoist=plan.hoist, residuals=False, **kw
     )
     return (ys if plan.time_major else jnp.swapaxes(ys, 0, 1)), h_last
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(8,))
-def _scan_gru(
-    w_x: Array,
-    w_h: Array,
-    b_x: Array,
-    b_h: Array,
-    xs: Array,
-    h0: Array,
-    lengths: Array | None,
-    starts: Array | None,
-    plan: Plan,
-) -> tuple[Array, Array]:
-    return _primal(w_x, w_h, b_x, b_h, xs, h0, lengths, starts, plan)
+_scan_gru = jax.custom_jvp(_primal, nondiff_argnums=(8,))
+""":func:`_primal` with the JVP rule :func:`_scan_gru_jvp` (its transpose is the backward)."""
 
 
 def _jvp_whole(
@@ -124,10 +112,7 @@ def _jvp_whole(
     dt = xs.dtype
     acc = jnp.promote_types(dt, jnp.float32)
     ys, h_last, res = forward(
-        w_x,
-        w_h,
-        b_x,
-        b_h,
+        (w_x, w_h, b_x, b_h),
         xs,
         h0,
         mask,
@@ -288,7 +273,7 @@ def _jvp_recompute(
             hprev = jnp.where(st, jnp.zeros((), hprev.dtype), hprev)
         res = (
             hprev,
-            *gates_at_once(w_x, w_h, b_x, b_h, x, hprev, reset_after=reset_after, acc=acc),
+            *gates_at_once((w_x, w_h, b_x, b_h), x, hprev, reset_after=reset_after, acc=acc),
         )
         sub_t = (*dparams, SymbolicZero(jax.typeof(x)) if dx is None else dx, None)
         q = input_tangents(

@@ -171,6 +171,20 @@ def rzn_to_zrn(a: Array, hidden: int) -> Array:
     return jnp.concatenate([-z, r, n], axis=-1)
 
 
+def from_rzn(w_x: Array, w_h: Array, b_x: Array, b_h: Array) -> GRUParams:
+    """Reset-after :class:`GRUParams` from kernels ``w_x (I, 3H)``, ``w_h (H, 3H)`` and the input
+    bias ``b_x (3H,)`` in the peers' layout (blocks ``[r|z|n]``, z weighting the old state), and
+    ``b_h (3H,)`` already in gru_jax's."""
+    hidden = w_h.shape[0]
+    return GRUParams(
+        w_x=rzn_to_zrn(w_x, hidden),
+        w_h=rzn_to_zrn(w_h, hidden),
+        b_x=rzn_to_zrn(b_x, hidden),
+        b_h=b_h,
+        reset_after=True,
+    )
+
+
 def zrn_to_rzn(a: Array, hidden: int) -> Array:
     """gru_jax's ``[z|r|n]`` -> ``[r|z|n]`` with z weighting the old state (inverse of above)."""
     z, r, n = a[..., :hidden], a[..., hidden : 2 * hidden], a[..., 2 * hidden :]
@@ -201,6 +215,16 @@ def folded_input_bias(params: GRUParams) -> Array:
     hidden = params.hidden_size
     b_zr, _ = folded_biases(params)
     return zrn_to_rzn(jnp.concatenate([b_zr, params.b_x[2 * hidden :]]), hidden)
+
+
+def to_rzn(params: GRUParams) -> tuple[Array, Array, Array, Array]:
+    """What a peer with one input bias and a separate ``b_hn`` holds (Equinox, Flax NNX):
+    ``(w_x (I, 3H), w_h (H, 3H), b_x (3H,), b_hn (H,))`` with blocks ``[r|z|n]``, z weighting
+    the old state, ``b_x`` the :func:`folded_input_bias`; the inverse of :func:`from_rzn`."""
+    hidden = params.hidden_size
+    _, b_hn = folded_biases(params)
+    w_x, w_h = zrn_to_rzn(params.w_x, hidden), zrn_to_rzn(params.w_h, hidden)
+    return w_x, w_h, folded_input_bias(params), b_hn
 
 
 def host(a: Array) -> np.ndarray:

@@ -14,11 +14,9 @@ from gru_jax.interop._common import (
     check_for_peer,
     check_kernels,
     check_shape,
-    folded_biases,
-    folded_input_bias,
-    rzn_to_zrn,
+    from_rzn,
+    to_rzn,
     zero_biases,
-    zrn_to_rzn,
 )
 
 
@@ -61,13 +59,8 @@ def from_equinox(cell: Any) -> GRUParams:
     check_shape(fn, "cell.bias", bias, (3 * hidden,), "(3H,)")
     bias_n = zeros[:hidden] if cell.bias_n is None else as_array(fn, "cell.bias_n", cell.bias_n)
     check_shape(fn, "cell.bias_n", bias_n, (hidden,), "(H,)")
-    return GRUParams(
-        w_x=rzn_to_zrn(w_ih.T, hidden),
-        w_h=rzn_to_zrn(w_hh.T, hidden),
-        b_x=rzn_to_zrn(bias, hidden),
-        b_h=jnp.concatenate([jnp.zeros_like(bias_n, shape=(2 * hidden,)), bias_n]),
-        reset_after=True,
-    )
+    b_h = jnp.concatenate([jnp.zeros_like(bias_n, shape=(2 * hidden,)), bias_n])
+    return from_rzn(w_ih.T, w_hh.T, bias, b_h)
 
 
 def to_equinox(params: GRUParams, cell: Any | None = None) -> Any:
@@ -105,9 +98,8 @@ def to_equinox(params: GRUParams, cell: Any | None = None) -> Any:
     else:
         sizes = ("input_size", "hidden_size")
         check_cell(fn, cell, eqx.nn.GRUCell, "an equinox.nn.GRUCell", sizes, input_size, hidden)
-    _, b_hn = folded_biases(params)
-    bias = folded_input_bias(params)
-    weights = (zrn_to_rzn(params.w_x, hidden).T, zrn_to_rzn(params.w_h, hidden).T)
+    w_x, w_h, bias, b_hn = to_rzn(params)
+    weights = (w_x.T, w_h.T)
     if cell.use_bias:
         return eqx.tree_at(
             lambda c: (c.weight_ih, c.weight_hh, c.bias, c.bias_n), cell, (*weights, bias, b_hn)

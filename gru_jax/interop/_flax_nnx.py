@@ -15,10 +15,8 @@ from gru_jax.interop._common import (
     check_for_peer,
     check_kernels,
     check_shape,
-    folded_biases,
-    folded_input_bias,
-    rzn_to_zrn,
-    zrn_to_rzn,
+    from_rzn,
+    to_rzn,
 )
 
 if TYPE_CHECKING:  # flax is imported when a converter needs it
@@ -79,13 +77,7 @@ def from_flax_nnx(cell: nnx.GRUCell) -> GRUParams:
         b_i = jnp.zeros((3 * hidden,), w_i.dtype)
     b_i = as_array(fn, "cell.dense_i.bias", b_i)
     check_shape(fn, "cell.dense_i.bias", b_i, (3 * hidden,), "(3H,)")
-    return GRUParams(
-        w_x=rzn_to_zrn(w_i, hidden),
-        w_h=rzn_to_zrn(w_h, hidden),
-        b_x=rzn_to_zrn(b_i, hidden),
-        b_h=jnp.zeros((3 * hidden,), b_i.dtype),
-        reset_after=True,
-    )
+    return from_rzn(w_i, w_h, b_i, jnp.zeros((3 * hidden,), b_i.dtype))
 
 
 def to_flax_nnx(params: GRUParams, cell: nnx.GRUCell | None = None) -> nnx.GRUCell:
@@ -123,7 +115,7 @@ def to_flax_nnx(params: GRUParams, cell: nnx.GRUCell | None = None) -> nnx.GRUCe
     """
     fn = "to_flax_nnx"
     input_size, hidden = check_for_peer(fn, params, "flax.nnx.GRUCell", True)
-    _, b_hn = folded_biases(params)
+    w_x, w_h, b_x, b_hn = to_rzn(params)
     if not all_zero(b_hn):
         raise ValueError(
             f"{fn}: flax.nnx.GRUCell has no recurrent bias, and params.b_h[2H:] (b_hn, the "
@@ -140,8 +132,8 @@ def to_flax_nnx(params: GRUParams, cell: nnx.GRUCell | None = None) -> nnx.GRUCe
     else:
         sizes = ("in_features", "hidden_features")
         check_cell(fn, cell, nnx.GRUCell, "a flax.nnx.GRUCell", sizes, input_size, hidden)
-    cell.dense_i.kernel.set_value(zrn_to_rzn(params.w_x, hidden))
+    cell.dense_i.kernel.set_value(w_x)
     assert cell.dense_i.bias is not None  # an nnx.GRUCell's dense_i always has a bias
-    cell.dense_i.bias.set_value(folded_input_bias(params))
-    cell.dense_h.kernel.set_value(zrn_to_rzn(params.w_h, hidden))
+    cell.dense_i.bias.set_value(b_x)
+    cell.dense_h.kernel.set_value(w_h)
     return cell

@@ -16,6 +16,7 @@ from gru_jax.interop._common import (
     check_kernels,
     check_shape,
     check_type,
+    from_rzn,
     host,
     require_variant,
     rzn_to_zrn,
@@ -166,15 +167,7 @@ def from_torch(state_dict: Mapping[str, Any], *, prefix: str = "") -> GRUStackPa
                 check_shape(fn, label, b_hh, (3 * hidden,), "(3H,)")
             else:
                 b_ih = b_hh = jnp.zeros((3 * hidden,), w_ih.dtype)
-            directions.append(
-                GRUParams(
-                    w_x=rzn_to_zrn(w_ih.T, hidden),
-                    w_h=rzn_to_zrn(w_hh.T, hidden),
-                    b_x=rzn_to_zrn(b_ih, hidden),
-                    b_h=rzn_to_zrn(b_hh, hidden),
-                    reset_after=True,
-                )
-            )
+            directions.append(from_rzn(w_ih.T, w_hh.T, b_ih, rzn_to_zrn(b_hh, hidden)))
         layers.append(tuple(directions))
     return tuple(layers)
 

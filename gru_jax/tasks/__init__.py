@@ -18,13 +18,21 @@ import importlib
 import gru_jax._base.train_extra  # noqa: F401  (one ImportError naming the extra if it is missing)
 from gru_jax.tasks._base import (
     Batch,
-    Signature,
+    Objective,
+    RecurrentModel,
     Source,
     Splits,
     Task,
-    carry_stream,
     make_gru,
     make_rnn,
+    mean_squared_error,
+)
+from gru_jax.tasks._serving import (
+    Serving,
+    Signature,
+    carry_stream,
+    predict_inputs,
+    sequence_serving,
 )
 
 TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq")
@@ -35,6 +43,9 @@ _REGISTERED: dict[str, Task] = {}
 __all__ = [
     "TASK_NAMES",
     "Batch",
+    "Objective",
+    "RecurrentModel",
+    "Serving",
     "Signature",
     "Source",
     "Splits",
@@ -44,7 +55,10 @@ __all__ = [
     "get_task",
     "make_gru",
     "make_rnn",
+    "mean_squared_error",
+    "predict_inputs",
     "register_task",
+    "sequence_serving",
     "task_names",
 ]
 

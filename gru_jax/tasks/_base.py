@@ -6,12 +6,14 @@ import dataclasses
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, TypedDict, cast
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from gru_jax.linen import GRU, MinGRUStack
+from gru_jax.tasks._serving import Signature
 
 Batch = Mapping[str, jax.Array]
 """A batch of a task: named arrays (e.g. ``inputs``, ``targets``, ``lengths``), batch-major."""
@@ -43,23 +45,6 @@ class Splits:
     config: Any
     train: Source
     eval: Source
-
-
-@dataclasses.dataclass(frozen=True)
-class Signature:
-    """What ``gru-jax export`` writes for a trained model: a function of named arrays.
-
-    Attributes:
-      fn: positional arrays, in the order of ``inputs`` -> a tuple of arrays, in the order of
-        ``outputs``; the parameters are closed over (constants of the export).
-      inputs: ``(name, shape, dtype)`` per argument; a shape's entries are ints or the names of
-        symbolic dimensions (``"b"`` the batch, ``"t"`` a length), shared by all inputs.
-      outputs: the names of the outputs.
-    """
-
-    fn: Callable[..., tuple[Any, ...]]
-    inputs: tuple[tuple[str, tuple[int | str, ...], str], ...]
-    outputs: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,43 +93,32 @@ class Task:
     stream: Callable[[nn.Module, Params, Any], Signature] | None = None
 
 
-def carry_stream(
-    model: nn.Module,
-    params: Params,
-    inputs: tuple[tuple[int | str, ...], str],
-    output: str,
-    apply: Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]] | None = None,
-) -> Signature:
-    """The streaming :class:`Signature` of a model with a unidirectional recurrent stack:
-    ``(carry (L, b, H), inputs chunk, resets chunk (b, t) bool) -> (new carry, output)``.
+class Objective(TypedDict):
+    """A task's metric and loss, the :class:`Task` fields of the same names, to pass as
+    ``Task(..., **objective)``."""
 
-    ``inputs`` is the chunk's ``(shape, dtype)`` with ``"b"`` and ``"t"``; ``apply(carry, x,
-    resets) -> (output, new carry)`` defaults to ``model.apply(params, {"inputs": x, "resets":
-    resets}, carry=carry)``. Feeding a sequence chunk by chunk, each chunk's carry the last
-    one's new carry (zeros at first), gives the per-step outputs of the whole sequence; a
-    ``resets`` flag starts a new segment (an episode) at its step, as in :func:`gru_jax.gru`.
-    """
-    layers, hidden = model.num_layers, model.hidden_size
+    metric: str
+    higher_is_better: bool
+    loss: Callable[[Any, Batch], jax.Array]
+    metric_sums: Callable[[nn.Module, Params, Batch], tuple[jax.Array, jax.Array]]
 
-    def default(carry: jax.Array, x: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
-        out, new = model.apply(params, {"inputs": x, "resets": resets}, carry=carry)
-        return cast(jax.Array, out), cast(jax.Array, new)
 
-    run = apply or default
+def _squared_error_sums(
+    model: nn.Module, params: Params, batch: Batch
+) -> tuple[jax.Array, jax.Array]:
+    errors = (cast(jax.Array, model.apply(params, batch)) - batch["targets"]) ** 2
+    return jnp.sum(errors), jnp.asarray(errors.size, jnp.float32)
 
-    def step(carry: jax.Array, x: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
-        out, new = run(carry, x, resets)
-        return new, out
 
-    shape, dtype = inputs
-    return Signature(
-        step,
-        (
-            ("carry", (layers, "b", hidden), "float32"),
-            ("inputs", shape, dtype),
-            ("resets", ("b", "t"), "bool"),
-        ),
-        ("carry", output),
+def mean_squared_error() -> Objective:
+    """A regression's objective, to pass as ``Task(..., **mean_squared_error())``: the model's
+    outputs against ``batch["targets"]``, trained on and measured by their mean squared error
+    (metric ``mse``, lower is better)."""
+    return Objective(
+        metric="mse",
+        higher_is_better=False,
+        loss=lambda outputs, batch: jnp.mean((outputs - batch["targets"]) ** 2),
+        metric_sums=_squared_error_sums,
     )
 
 
@@ -164,6 +138,37 @@ CELLS = ("gru", "mingru")
 :class:`gru_jax.linen.MinGRUStack`."""
 
 _GRU_ONLY = ("reset_after", "unroll")  # options the minGRU does not have
+
+
+class RecurrentModel(nn.Module):
+    """A task model's recurrent-layer options: the base of every built-in task's model.
+
+    The options are keyword-only fields, after the model's own (positional) fields such as
+    ``hidden_size``; :func:`make_rnn` builds the layer they describe from the model.
+
+    Attributes:
+      num_layers, reset_after, dropout_rate, unroll, chrono, cell: the ``model:`` keys of
+        :class:`gru_jax.train.ModelConfig` of the same names, with their defaults.
+    """
+
+    _: dataclasses.KW_ONLY
+    num_layers: int = 1
+    reset_after: bool = False
+    dropout_rate: float = 0.0
+    unroll: int = 1
+    chrono: int | None = None
+    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
+
+    @classmethod
+    def from_config(cls, config: Any, **fields: Any) -> Self:
+        """The model of a ``model:`` config section (its ``GRU_FIELDS``) with the model's
+        own ``fields`` (``CopyModel.from_config(config.model, num_symbols=10, ...)``)."""
+        return cls(**fields, **gru_fields(config))
+
+    @nn.nowrap
+    def recurrent_layer(self, **kwargs: Any) -> GRU | MinGRUStack:
+        """The recurrent layer these fields describe: :func:`make_rnn` of the model."""
+        return make_rnn(self, **kwargs)
 
 
 def gru_fields(config: Any) -> dict[str, Any]:

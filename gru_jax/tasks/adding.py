@@ -16,18 +16,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gru_jax.tasks._base import (
-    Batch,
-    Signature,
-    Source,
-    Splits,
-    Task,
-    carry_stream,
-    gru_fields,
-    make_rnn,
-)
+from gru_jax.tasks._base import Batch, RecurrentModel, Source, Splits, Task, mean_squared_error
 from gru_jax.tasks._plots import scatter_plot
 from gru_jax.tasks._schema import check_ranges, setting
+from gru_jax.tasks._serving import sequence_serving
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,27 +61,21 @@ def adding_batch(key: jax.Array, batch_size: int, seq_len: int) -> dict[str, jax
     }
 
 
-class AddingModel(nn.Module):
+class AddingModel(RecurrentModel):
     """GRU over the sequence, then a linear read-out of the last layer's final state.
 
     Attributes:
-      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the recurrent
-        layer, as the ``model:`` keys of :class:`gru_jax.train.ModelConfig`.
+      hidden_size: the recurrent layer's state size (``model.hidden_size``); its other
+        options are :class:`~gru_jax.tasks.RecurrentModel`'s keyword-only fields.
     """
 
     hidden_size: int
-    num_layers: int = 1
-    reset_after: bool = False
-    dropout_rate: float = 0.0
-    unroll: int = 1
-    chrono: int | None = None
-    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False, carry: jax.Array | None = None) -> Any:
         """The predicted sums ``(B,)``; given a ``carry (L, B, H)`` (streaming: the state after
         the previous chunk, and ``batch["resets"]`` if any), ``(sums, new carry)``."""
-        _, h_n = make_rnn(self, return_carry=True)(
+        _, h_n = self.recurrent_layer(return_carry=True)(
             batch["inputs"],
             resets=batch.get("resets"),
             initial_carry=carry,
@@ -106,16 +92,7 @@ def _make_source(data: AddingData, seed: int) -> Source:
 
 
 def _make_model(model: Any, data: AddingData) -> nn.Module:
-    return AddingModel(**gru_fields(model))
-
-
-def _loss(outputs: jax.Array, batch: Batch) -> jax.Array:
-    return jnp.mean((outputs - batch["targets"]) ** 2)
-
-
-def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    errors = (cast(jax.Array, model.apply(params, batch)) - batch["targets"]) ** 2
-    return jnp.sum(errors), jnp.asarray(errors.size, jnp.float32)
+    return AddingModel.from_config(model)
 
 
 def _report(
@@ -134,29 +111,18 @@ def _report(
     return {}
 
 
-def _serve(model: nn.Module, params: Any, data: AddingData) -> Signature:
-    def predict(inputs: jax.Array) -> tuple[jax.Array]:
-        return (cast(jax.Array, model.apply(params, {"inputs": inputs})),)
-
-    return Signature(predict, (("inputs", ("b", "t", 2), "float32"),), ("sum",))
-
+_INPUTS = (("b", "t", 2), "float32")  # the inputs: values and markers
 
 __all__ = ["TASK", "AddingData", "AddingModel", "adding_batch"]
 
 TASK = Task(
     name="adding",
     data_config=AddingData,
-    metric="mse",
-    higher_is_better=False,
+    **mean_squared_error(),
     make_source=_make_source,
     make_model=_make_model,
-    loss=_loss,
-    metric_sums=_metric_sums,
     baseline=lambda data: 2.0 / 12.0,
     report=_report,
-    serve=_serve,
-    stream=lambda model, params, data: carry_stream(
-        model, params, (("b", "t", 2), "float32"), "sum"
-    ),
+    **sequence_serving(_INPUTS, "sum"),
 )
 """The adding problem as a :class:`~gru_jax.tasks.Task`: metric ``mse``, baseline 2/12."""

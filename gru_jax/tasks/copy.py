@@ -20,17 +20,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from gru_jax.tasks._base import (
-    Batch,
-    Signature,
-    Source,
-    Splits,
-    Task,
-    carry_stream,
-    gru_fields,
-    make_rnn,
-)
+from gru_jax.tasks._base import Batch, RecurrentModel, Source, Splits, Task
 from gru_jax.tasks._schema import check_ranges, setting
+from gru_jax.tasks._serving import sequence_serving
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,33 +70,27 @@ def copy_batch(
     return {"inputs": inputs.astype(jnp.int32), "targets": targets.astype(jnp.int32)}
 
 
-class CopyModel(nn.Module):
+class CopyModel(RecurrentModel):
     """Embed → GRU → Dense over blank + the symbols, at every step.
 
     Attributes:
       num_symbols: the symbols to remember (tokens ``1..num_symbols``); the embedding also has
         the blank and the delimiter, the output the blank.
       embed_dim: the size of the token embedding.
-      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the recurrent
-        layer, as the ``model:`` keys of :class:`gru_jax.train.ModelConfig`.
+      hidden_size: the recurrent layer's state size (``model.hidden_size``); its other
+        options are :class:`~gru_jax.tasks.RecurrentModel`'s keyword-only fields.
     """
 
     num_symbols: int
     hidden_size: int
     embed_dim: int
-    num_layers: int = 1
-    reset_after: bool = False
-    dropout_rate: float = 0.0
-    unroll: int = 1
-    chrono: int | None = None
-    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False, carry: jax.Array | None = None) -> Any:
         """Logits ``(B, T, 1 + num_symbols)``; given a ``carry (L, B, H)`` (streaming, with
         ``batch["resets"]`` if any), ``(logits, new carry)``."""
         x = nn.Embed(self.num_symbols + 2, self.embed_dim)(batch["inputs"])
-        ys, h_n = make_rnn(self, return_carry=True)(
+        ys, h_n = self.recurrent_layer(return_carry=True)(
             x, resets=batch.get("resets"), initial_carry=carry, deterministic=not train
         )
         logits = nn.Dense(self.num_symbols + 1)(ys)
@@ -120,7 +106,7 @@ def _make_source(data: CopyData, seed: int) -> Source:
 
 
 def _make_model(model: Any, data: CopyData) -> nn.Module:
-    return CopyModel(num_symbols=data.num_symbols, embed_dim=model.embed_dim, **gru_fields(model))
+    return CopyModel.from_config(model, num_symbols=data.num_symbols, embed_dim=model.embed_dim)
 
 
 def _loss(logits: jax.Array, batch: Batch) -> jax.Array:
@@ -164,12 +150,7 @@ def _report(
     }
 
 
-def _serve(model: nn.Module, params: Any, data: CopyData) -> Signature:
-    def predict(inputs: jax.Array) -> tuple[jax.Array]:
-        return (cast(jax.Array, model.apply(params, {"inputs": inputs})),)
-
-    return Signature(predict, (("inputs", ("b", "t"), "int32"),), ("logits",))
-
+_INPUTS = (("b", "t"), "int32")  # the inputs: token ids
 
 __all__ = ["TASK", "CopyData", "CopyModel", "baseline", "copy_batch"]
 
@@ -184,8 +165,7 @@ TASK = Task(
     metric_sums=_metric_sums,
     baseline=lambda data: baseline(data.config),
     report=_report,
-    serve=_serve,
-    stream=lambda model, params, data: carry_stream(model, params, (("b", "t"), "int32"), "logits"),
+    **sequence_serving(_INPUTS, "logits"),
 )
 """Copy memory as a :class:`~gru_jax.tasks.Task`:
 metric ``cross_entropy`` per step, baseline the memoryless one."""

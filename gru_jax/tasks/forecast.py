@@ -13,25 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.tasks._base import (
-    Batch,
-    Signature,
-    Source,
-    Splits,
-    Task,
-    carry_stream,
-    gru_fields,
-    make_rnn,
-)
+from gru_jax.tasks._base import Batch, RecurrentModel, Source, Splits, Task, mean_squared_error
 from gru_jax.tasks._plots import series_plot
 from gru_jax.tasks._schema import ConfigError, check_ranges, setting
+from gru_jax.tasks._serving import sequence_serving
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +144,7 @@ def _make_source(data: ForecastData, seed: int) -> Source:
     return Source(batch=batch, info={"series": standardised})
 
 
-class ForecastModel(nn.Module):
+class ForecastModel(RecurrentModel):
     """GRU over the context, then a linear read-out of all ``horizon`` future values.
 
     The read-out predicts each future value's change from the last value seen, so persistence is
@@ -161,24 +153,18 @@ class ForecastModel(nn.Module):
     Attributes:
       horizon: how many future values it predicts, as the ``data:`` key of
         :class:`ForecastData`.
-      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the recurrent
-        layer, as the ``model:`` keys of :class:`gru_jax.train.ModelConfig`.
+      hidden_size: the recurrent layer's state size (``model.hidden_size``); its other
+        options are :class:`~gru_jax.tasks.RecurrentModel`'s keyword-only fields.
     """
 
     horizon: int
     hidden_size: int
-    num_layers: int = 1
-    reset_after: bool = False
-    dropout_rate: float = 0.0
-    unroll: int = 1
-    chrono: int | None = None
-    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     @nn.compact
     def __call__(self, batch: Batch, *, train: bool = False, carry: jax.Array | None = None) -> Any:
         """The forecast ``(B, horizon)`` from the state after the inputs; given a ``carry
         (L, B, H)`` (streaming, with ``batch["resets"]`` if any), ``(forecast, new carry)``."""
-        _, h_n = make_rnn(self, return_carry=True)(
+        _, h_n = self.recurrent_layer(return_carry=True)(
             batch["inputs"],
             resets=batch.get("resets"),
             initial_carry=carry,
@@ -206,11 +192,6 @@ def persistence_mse(series: np.ndarray, context: int, horizon: int) -> float:
     return float(np.mean(errors))
 
 
-def _metric_sums(model: nn.Module, params: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    errors = (cast(jax.Array, model.apply(params, batch)) - batch["targets"]) ** 2
-    return jnp.sum(errors), jnp.asarray(errors.size, jnp.float32)
-
-
 def _report(
     model: nn.Module, params: Any, data: Splits, key: jax.Array, workdir: Path
 ) -> dict[str, Any]:
@@ -235,32 +216,21 @@ def _report(
     return {}
 
 
-def _serve(model: nn.Module, params: Any, data: ForecastData) -> Signature:
-    def predict(inputs: jax.Array) -> tuple[jax.Array]:
-        return (cast(jax.Array, model.apply(params, {"inputs": inputs})),)
-
-    return Signature(predict, (("inputs", ("b", "t", 1), "float32"),), ("forecast",))
-
+_INPUTS = (("b", "t", 1), "float32")  # the inputs: the series
 
 __all__ = ["TASK", "ForecastData", "ForecastModel", "mackey_glass", "persistence_mse"]
 
 TASK = Task(
     name="forecast",
     data_config=ForecastData,
-    metric="mse",
-    higher_is_better=False,
+    **mean_squared_error(),
     make_source=_make_source,
-    make_model=lambda model, data: ForecastModel(data.horizon, **gru_fields(model)),
-    loss=lambda outputs, batch: jnp.mean((outputs - batch["targets"]) ** 2),
-    metric_sums=_metric_sums,
+    make_model=lambda model, data: ForecastModel.from_config(model, horizon=data.horizon),
     baseline=lambda data: persistence_mse(
         data.eval.info["series"], data.config.context, data.config.horizon
     ),
     report=_report,
-    serve=_serve,
-    stream=lambda model, params, data: carry_stream(
-        model, params, (("b", "t", 1), "float32"), "forecast"
-    ),
+    **sequence_serving(_INPUTS, "forecast"),
 )
 """Mackey–Glass forecasting as a :class:`~gru_jax.tasks.Task`:
 metric ``mse``, baseline persistence."""

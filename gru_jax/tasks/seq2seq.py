@@ -28,17 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.tasks._base import (
-    Batch,
-    Signature,
-    Source,
-    Splits,
-    Task,
-    gru_fields,
-    make_rnn,
-)
+from gru_jax.tasks._base import Batch, RecurrentModel, Source, Splits, Task
 from gru_jax.tasks._plots import series_plot
 from gru_jax.tasks._schema import ConfigError, check_ranges, setting
+from gru_jax.tasks._serving import Signature
 
 PAD, BOS, EOS = 0, 1, 2
 """The special tokens (padding, beginning and end of sequence); the letters follow them."""
@@ -129,7 +122,7 @@ def seq2seq_batch(
     }
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(RecurrentModel):
     """Encoder: Embed → bidirectional :class:`~gru_jax.linen.GRU` (with ``seq_lengths``) → each
     layer's final forward and backward states → Dense + tanh → the decoder's initial carry.
     Decoder: Embed → GRU from that carry → Dense: logits ``(B, T_out, V)``.
@@ -137,27 +130,21 @@ class Seq2Seq(nn.Module):
     Attributes:
       vocab_size: ``V``, the tokens of source and target: :data:`NUM_SPECIAL` + the letters.
       embed_dim: the size of the token embeddings (one for the source, one for the target).
-      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the encoder's
-        and the decoder's recurrent layers, as the ``model:`` keys of
-        :class:`gru_jax.train.ModelConfig`.
+      hidden_size: the state size of the encoder's and the decoder's recurrent layers
+        (``model.hidden_size``); their other options are
+        :class:`~gru_jax.tasks.RecurrentModel`'s keyword-only fields.
     """
 
     vocab_size: int
     embed_dim: int
     hidden_size: int
-    num_layers: int = 1
-    reset_after: bool = False
-    dropout_rate: float = 0.0
-    unroll: int = 1
-    chrono: int | None = None
-    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     def setup(self) -> None:
         self.source_embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.encoder = make_rnn(self, bidirectional=True, return_carry=True)
+        self.encoder = self.recurrent_layer(bidirectional=True, return_carry=True)
         self.bridge = nn.Dense(self.hidden_size)
         self.target_embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.decoder = make_rnn(self, return_carry=True)
+        self.decoder = self.recurrent_layer(return_carry=True)
         self.head = nn.Dense(self.vocab_size)
 
     def encode(
@@ -288,9 +275,8 @@ def _make_source(data: Seq2SeqData, seed: int) -> Source:
 
 
 def _make_model(model: Any, data: Seq2SeqData) -> nn.Module:
-    return Seq2Seq(
-        vocab_size=NUM_SPECIAL + data.num_symbols, embed_dim=model.embed_dim, **gru_fields(model)
-    )
+    vocab_size = NUM_SPECIAL + data.num_symbols
+    return Seq2Seq.from_config(model, vocab_size=vocab_size, embed_dim=model.embed_dim)
 
 
 def _loss(outputs: jax.Array, batch: Batch) -> jax.Array:

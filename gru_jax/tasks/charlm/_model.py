@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.tasks._base import Batch, make_rnn
+from gru_jax.tasks._base import Batch, RecurrentModel
 from gru_jax.tasks.charlm._grammar import CHAR_TO_ID, LEXICON, START, decode, encode
 
 
-class CharLM(nn.Module):
+class CharLM(RecurrentModel):
     """Embed → :class:`gru_jax.linen.GRU` → Dense: next-character logits ``(B, T, V)``.
 
     ``logits_and_carry`` runs from a given carry and returns the new one, so that text is
@@ -25,23 +25,17 @@ class CharLM(nn.Module):
     Attributes:
       vocab_size: ``V``, the token ids (``len(VOCAB)`` for the task).
       embed_dim: the size of the character embedding.
-      hidden_size, num_layers, reset_after, dropout_rate, unroll, chrono, cell: the recurrent
-        layer, as the ``model:`` keys of :class:`gru_jax.train.ModelConfig`.
+      hidden_size: the recurrent layer's state size (``model.hidden_size``); its other
+        options are :class:`~gru_jax.tasks.RecurrentModel`'s keyword-only fields.
     """
 
     vocab_size: int
     embed_dim: int
     hidden_size: int
-    num_layers: int = 1
-    reset_after: bool = False
-    dropout_rate: float = 0.0
-    unroll: int = 1
-    chrono: int | None = None
-    cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
 
     def setup(self) -> None:
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.gru = make_rnn(self, return_carry=True)
+        self.gru = self.recurrent_layer(return_carry=True)
         self.head = nn.Dense(self.vocab_size)
 
     def logits_and_carry(

@@ -15,17 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gru_jax.tasks._base import (
-    Batch,
-    Signature,
-    Source,
-    Splits,
-    Task,
-    carry_stream,
-    gru_fields,
-)
+from gru_jax.tasks._base import Batch, Source, Splits, Task
 from gru_jax.tasks._plots import series_plot
 from gru_jax.tasks._schema import ConfigError, check_ranges, setting
+from gru_jax.tasks._serving import Signature, carry_stream, predict_inputs
 from gru_jax.tasks.charlm._grammar import VOCAB, corpus, encode, sentences, unigram_bits_per_char
 from gru_jax.tasks.charlm._model import CharLM, known_word_fraction, sample
 from gru_jax.tasks.charlm._packing import (
@@ -139,7 +132,7 @@ def _sentence_source(data: CharLMData, seed: int) -> Source:
 
 
 def _make_model(model: Any, data: CharLMData) -> nn.Module:
-    return CharLM(vocab_size=len(VOCAB), embed_dim=model.embed_dim, **gru_fields(model))
+    return CharLM.from_config(model, vocab_size=len(VOCAB), embed_dim=model.embed_dim)
 
 
 def _cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -243,19 +236,14 @@ def _report(
     return summary
 
 
-def _serve(model: nn.Module, params: Any, data: CharLMData) -> Signature:
-    def predict(inputs: jax.Array) -> tuple[jax.Array]:
-        return (cast(jax.Array, model.apply(params, {"inputs": inputs})),)
-
-    return Signature(predict, (("inputs", ("b", "t"), "int32"),), ("logits",))
-
-
 def _stream(model: nn.Module, params: Any, data: CharLMData) -> Signature:
     def apply(carry: jax.Array, tokens: jax.Array, resets: jax.Array) -> Any:
         return model.apply(params, tokens, carry, resets=resets, method=CharLM.logits_and_carry)
 
-    return carry_stream(model, params, (("b", "t"), "int32"), "logits", apply)
+    return carry_stream(model, params, _INPUTS, "logits", apply)
 
+
+_INPUTS = (("b", "t"), "int32")  # the inputs: character ids
 
 TASK = Task(
     name="charlm",
@@ -268,7 +256,7 @@ TASK = Task(
     metric_sums=_metric_sums,
     baseline=_baseline,
     report=_report,
-    serve=_serve,
+    serve=lambda model, params, data: predict_inputs(model, params, _INPUTS, "logits"),
     stream=_stream,
 )
 """Character language modelling as a :class:`~gru_jax.tasks.Task`:
