@@ -41,7 +41,7 @@ from gru_jax._flax.linen_parts import (
 )
 from gru_jax._flax.tree import (
     CallArgs,
-    cast_tree,
+    apply_sequence,
     cell_step,
     mingru_tree_to_params,
     params_to_tree,
@@ -294,22 +294,13 @@ class MinGRU(SequenceModule):
 
     @nn.nowrap
     def _sequence(self, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
-        seq_lengths, resets, initial_carry, _ = call  # one layer: no dropout
         features = check_size("MinGRU", "features", self.features)
         xs = check_inputs("MinGRU", xs)
         params = declare_mingru_params("MinGRU", self, xs.shape[-1], features)
-        params, xs, initial_carry = cast_tree((params, xs, initial_carry), self.dtype)
-        ys, h_last = mingru(
-            params,
-            xs,
-            initial_carry,
-            seq_lengths=seq_lengths,
-            resets=resets,
-            time_major=self.time_major,
-            mode=self.mode,
-            chunk_size=self.chunk_size,
+        # one layer: no dropout, call.deterministic has no effect
+        return apply_sequence(
+            mingru, params, xs, call, self, mode=self.mode, chunk_size=self.chunk_size
         )
-        return (ys, h_last) if self.return_carry else ys
 
 
 class MinGRUStack(StackModule):

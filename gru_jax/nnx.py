@@ -45,7 +45,13 @@ from gru_jax._flax.nnx_parts import (
     SequenceCall,
     Stack,
 )
-from gru_jax._flax.tree import CallArgs, cast_tree, cell_step, params_to_tree, tree_to_params
+from gru_jax._flax.tree import (
+    CallArgs,
+    apply_sequence,
+    cell_step,
+    params_to_tree,
+    tree_to_params,
+)
 from gru_jax._gru.cell import gru_cell
 from gru_jax._gru.stack import GRUStackParams, check_gru_stack, gru_stack, gru_stack_cell
 from gru_jax._mingru.cell import mingru_cell
@@ -373,19 +379,9 @@ class MinGRU(SequenceCall, MinGRUParamsModule):
         self.return_carry, self.dtype, self.time_major = return_carry, dtype, time_major
 
     def _sequence(self, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
-        seq_lengths, resets, initial_carry, _ = call  # one layer: no dropout
-        params, xs, initial_carry = cast_tree((self.mingru_params, xs, initial_carry), self.dtype)
-        ys, h_last = mingru(
-            params,
-            xs,
-            initial_carry,
-            seq_lengths=seq_lengths,
-            resets=resets,
-            time_major=self.time_major,
-            mode=self.mode,
-            chunk_size=self.chunk_size,
-        )
-        return (ys, h_last) if self.return_carry else ys
+        # one layer: no dropout, call.deterministic has no effect
+        options = {"mode": self.mode, "chunk_size": self.chunk_size}
+        return apply_sequence(mingru, self.mingru_params, xs, call, self, **options)
 
 
 class MinGRUStack(Stack):

@@ -17,7 +17,7 @@ from gru_jax._base.checks import as_float_array, check_chrono, check_size, check
 from gru_jax._base.init import at_least_float32, chrono_bias_init, gate_blocks, two_blocks
 from gru_jax._base.typing import Array, DTypeLike, Initializer, PRNGKey
 from gru_jax._flax.deprecations import resolve_recurrent_init
-from gru_jax._flax.tree import DIRECTIONS, CallArgs, cast_tree
+from gru_jax._flax.tree import DIRECTIONS, CallArgs, CarryBase, apply_sequence, cast_tree
 from gru_jax._gru.cell import GRUParams
 from gru_jax._mingru.cell import MinGRUParams, check_candidate
 
@@ -68,25 +68,17 @@ def declare_mingru_params(
     )
 
 
-class CarryCell:
-    """``initialize_carry`` and ``num_feature_axes`` of a cell with the fields ``features``,
-    ``dtype``, ``param_dtype`` and ``carry_init``."""
+class CarryCell(CarryBase):
+    """``initialize_carry`` of a linen cell with the fields ``features`` and ``carry_init``."""
 
     if TYPE_CHECKING:  # declared by the cells that use this mixin
         features: int
-        dtype: DTypeLike | None
-        param_dtype: DTypeLike
         carry_init: Initializer
 
     @nn.nowrap
     def initialize_carry(self, rng: PRNGKey, input_shape: tuple[int, ...]) -> Array:
         """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``, from ``carry_init``."""
-        dtype = self.param_dtype if self.dtype is None else self.dtype
-        return self.carry_init(rng, (*input_shape[:-1], self.features), dtype)
-
-    @property
-    def num_feature_axes(self) -> int:
-        return 1
+        return self.carry_init(rng, (*input_shape[:-1], self.features), self._carry_dtype())
 
 
 class Direction(nn.Module):
@@ -231,7 +223,6 @@ class StackModule(SequenceModule):
 def _run_stack(module: StackModule, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
     """The body of :meth:`StackModule.__call__`: check the sizes, declare every (layer,
     direction)'s parameters, and run the stack function on them."""
-    seq_lengths, resets, initial_carry, deterministic = call
     fn = type(module).__name__
     features = check_size(fn, "features", module.features)
     num_layers = check_size(fn, "num_layers", module.num_layers)
@@ -253,17 +244,14 @@ def _run_stack(module: StackModule, xs: Array, call: CallArgs) -> Array | tuple[
         )
         for layer in range(num_layers)
     )
-    use_dropout = not deterministic and module.dropout_rate > 0 and num_layers > 1
-    params, xs, initial_carry = cast_tree((params, xs, initial_carry), module.dtype)
-    ys, h_n = module._stack_function()(
+    use_dropout = not call.deterministic and module.dropout_rate > 0 and num_layers > 1
+    return apply_sequence(
+        module._stack_function(),
         params,
         xs,
-        initial_carry,
-        seq_lengths=seq_lengths,
-        resets=resets,
-        time_major=module.time_major,
+        call,
+        module,
         dropout_rate=module.dropout_rate,
         deterministic=not use_dropout,
         key=module.make_rng("dropout") if use_dropout else None,
     )
-    return (ys, h_n) if module.return_carry else ys

@@ -18,20 +18,17 @@ from gru_jax._base.checks import check_chrono, check_flags, check_size
 from gru_jax._base.init import at_least_float32, chrono_bias_init, gate_blocks, two_blocks
 from gru_jax._base.stack import check_dropout_rate
 from gru_jax._base.typing import Array, DTypeLike, Initializer
-from gru_jax._flax.tree import DIRECTIONS, FIELDS, CallArgs, cast_tree
+from gru_jax._flax.tree import DIRECTIONS, FIELDS, CallArgs, CarryBase, apply_sequence, cast_tree
 from gru_jax._gru.cell import GRUParams, check_params
 from gru_jax._mingru.cell import MinGRUParams, check_candidate
 from gru_jax._mingru.cell import check_params as check_mingru_params
 
 
-class CarryCell:
-    """``initialize_carry`` and ``num_feature_axes`` of a cell with the attributes
-    ``hidden_features``, ``dtype`` and ``param_dtype``."""
+class CarryCell(CarryBase):
+    """``initialize_carry`` of an NNX cell with the attribute ``hidden_features``."""
 
     if TYPE_CHECKING:  # set by the cells that use this mixin
         hidden_features: int
-        dtype: DTypeLike | None
-        param_dtype: DTypeLike
 
     def initialize_carry(
         self,
@@ -41,7 +38,7 @@ class CarryCell:
     ) -> Array:
         """A carry ``(*B, H)`` for inputs of shape ``(*B, I)``: zeros, or ``carry_init``'s."""
         shape = (*input_shape[:-1], self.hidden_features)
-        dtype = self.param_dtype if self.dtype is None else self.dtype
+        dtype = self._carry_dtype()
         if carry_init is None:
             return jnp.zeros(shape, dtype)
         if isinstance(rngs, nnx.Rngs):
@@ -51,10 +48,6 @@ class CarryCell:
                 f"{type(self).__name__}.initialize_carry: carry_init needs rngs; got rngs=None"
             )
         return carry_init(rngs(), shape, dtype)
-
-    @property
-    def num_feature_axes(self) -> int:
-        return 1
 
 
 def _check_sizes(fn: str, in_features: int, hidden_features: int) -> tuple[int, int]:
@@ -293,22 +286,18 @@ class Stack(SequenceCall, nnx.Module):
                 getattr(cell, load)(p)
 
     def _sequence(self, xs: Array, call: CallArgs) -> Array | tuple[Array, Array]:
-        seq_lengths, resets, initial_carry, deterministic = call
-        deterministic = self.deterministic if deterministic is None else deterministic
+        deterministic = self.deterministic if call.deterministic is None else call.deterministic
         use_dropout = not deterministic and self.rngs is not None
-        params, xs, initial_carry = cast_tree((self._stack_params(), xs, initial_carry), self.dtype)
-        ys, h_n = self._stack_function()(
-            params,
+        return apply_sequence(
+            self._stack_function(),
+            self._stack_params(),
             xs,
-            initial_carry,
-            seq_lengths=seq_lengths,
-            resets=resets,
-            time_major=self.time_major,
+            call,
+            self,
             dropout_rate=self.dropout_rate,
             deterministic=not use_dropout,
             key=self.rngs() if use_dropout and self.rngs is not None else None,
         )
-        return (ys, h_n) if self.return_carry else ys
 
     def step(self, carry: Array, x: Array) -> Array:
         """One step of the whole stack (:func:`gru_jax.gru_stack_cell` or

@@ -9,7 +9,7 @@ is passed explicitly when a tree is turned back into parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +98,21 @@ def mingru_tree_to_params(tree: Mapping[str, Any], *, candidate: str) -> tuple[A
     )
 
 
+class CarryBase:
+    """What the cells of both Flax APIs share: one feature axis, and the carry's dtype."""
+
+    if TYPE_CHECKING:  # set by the cells that use this mixin
+        dtype: DTypeLike | None
+        param_dtype: DTypeLike
+
+    def _carry_dtype(self) -> DTypeLike:
+        return self.param_dtype if self.dtype is None else self.dtype
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
 class CallArgs(NamedTuple):
     """The keyword arguments of a sequence module's call (see
     :class:`gru_jax._flax.linen_parts.SequenceModule`), handed to its ``_sequence``."""
@@ -106,6 +121,31 @@ class CallArgs(NamedTuple):
     resets: Array | None
     initial_carry: Array | None
     deterministic: bool | None
+
+
+def apply_sequence(
+    fn: Callable[..., tuple[Array, Array]],
+    params: Any,
+    xs: Array,
+    call: CallArgs,
+    module: Any,
+    **options: Any,
+) -> Array | tuple[Array, Array]:
+    """``fn`` (:func:`gru_jax.gru_stack`, :func:`gru_jax.mingru_stack`,
+    :func:`gru_jax.mingru`) on ``params`` and ``xs`` with the call's lengths, resets and
+    initial carry, in the ``module``'s ``dtype`` and layout (``time_major``): ``ys``, or
+    ``(ys, h_n)`` when the module's ``return_carry``. ``options`` go to ``fn``."""
+    params, xs, h0 = cast_tree((params, xs, call.initial_carry), module.dtype)
+    ys, h_n = fn(
+        params,
+        xs,
+        h0,
+        seq_lengths=call.seq_lengths,
+        resets=call.resets,
+        time_major=module.time_major,
+        **options,
+    )
+    return (ys, h_n) if module.return_carry else ys
 
 
 def cast_tree(tree: Any, dtype: DTypeLike | None) -> Any:
