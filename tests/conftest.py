@@ -38,12 +38,31 @@ def registry():
 # collection order, so a long file collected last would leave one worker idle while the other
 # finishes it (longest first is the classic fix for that). The order is from `--durations`.
 LONGEST_FIRST = (
-    "test_train.py",
     "test_docs_code.py",
+    "test_train.py",
     "test_multihost.py",
-    "test_properties.py",
+    "test_mingru.py",
+    "test_packaging.py",
     "test_resets.py",
     "test_tasks_charlm_seq2seq.py",
+    "test_fast_paths.py",
+    "test_linen.py",
+    "test_serving.py",
+    "test_reference_values.py",
+    "test_interop.py",
+    "test_charlm_packing.py",
+    "test_chrono.py",
+    "test_export.py",
+    "test_stability.py",
+    "test_scan.py",
+    "test_bench.py",
+    "linen.py",  # gru_jax/linen.py's doctests
+    "test_nnx.py",
+    "test_properties.py",
+    "test_linear_scan.py",
+    "test_conventions.py",
+    "test_mingru_stack.py",
+    "test_docs.py",
 )
 
 

@@ -10,6 +10,7 @@ catalogue rendered with the messages the code really raises. To regenerate the d
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +34,22 @@ from gru_jax.train import (
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 KEY = jax.random.key(0)
-P = gru_jax.init_gru(KEY, 3, 4)  # I = 3, H = 4
-STACK = gru_jax.init_gru_stack(KEY, 3, 4, 2, bidirectional=True)
-XS = jnp.zeros((2, 5, 3), jnp.float32)  # B = 2, T = 5, I = 3 (explicit dtypes: x64 may be on)
+
+
+# Built on first use, not on import (every pytest worker imports this module to collect).
+@functools.cache
+def P() -> gru_jax.GRUParams:
+    return gru_jax.init_gru(KEY, 3, 4)  # I = 3, H = 4
+
+
+@functools.cache
+def STACK() -> tuple:
+    return gru_jax.init_gru_stack(KEY, 3, 4, 2, bidirectional=True)
+
+
+@functools.cache
+def XS() -> jax.Array:
+    return jnp.zeros((2, 5, 3), jnp.float32)  # B = 2, T = 5, I = 3 (explicit dtypes: x64 may be on)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +61,7 @@ class Case:
 
 def _flax_linen_wrong_features(tmp: Path) -> Any:
     layer = gru_jax.linen.GRU(4)
-    variables = layer.init(KEY, XS)
+    variables = layer.init(KEY, XS())
     return layer.apply(variables, jnp.zeros((2, 5, 7)))
 
 
@@ -60,7 +74,7 @@ def _nnx_load_wrong_stack(tmp: Path) -> Any:
 
 def _truncated_weights(tmp: Path) -> Any:
     path = tmp / "params.npz"
-    interop.save_params(path, P)
+    interop.save_params(path, P())
     path.write_bytes(path.read_bytes()[:100])
     return interop.load_params(path)
 
@@ -119,53 +133,53 @@ CASES = [
     Case("init_gru", "chrono as a bool", lambda t: gru_jax.init_gru(KEY, 3, 4, chrono=True)),
     Case("init_gru", "chrono below 3", lambda t: gru_jax.init_gru(KEY, 3, 4, chrono=2)),
     Case("init_gru_stack", "num_layers ≤ 0", lambda t: gru_jax.init_gru_stack(KEY, 3, 4, 0)),
-    Case("gru", "xs of rank 1", lambda t: gru_jax.gru(P, jnp.zeros(3))),
-    Case("gru", "xs with the wrong feature size", lambda t: gru_jax.gru(P, jnp.zeros((2, 5, 7)))),
-    Case("gru", "integer xs", lambda t: gru_jax.gru(P, jnp.zeros((2, 5, 3), jnp.int32))),
-    Case("gru", "h0 of the wrong shape", lambda t: gru_jax.gru(P, XS, jnp.zeros((3, 4)))),
+    Case("gru", "xs of rank 1", lambda t: gru_jax.gru(P(), jnp.zeros(3))),
+    Case("gru", "xs with the wrong feature size", lambda t: gru_jax.gru(P(), jnp.zeros((2, 5, 7)))),
+    Case("gru", "integer xs", lambda t: gru_jax.gru(P(), jnp.zeros((2, 5, 3), jnp.int32))),
+    Case("gru", "h0 of the wrong shape", lambda t: gru_jax.gru(P(), XS(), jnp.zeros((3, 4)))),
     Case(
         "gru",
         "seq_lengths of the wrong batch shape",
-        lambda t: gru_jax.gru(P, XS, seq_lengths=jnp.array([1, 2, 3])),
+        lambda t: gru_jax.gru(P(), XS(), seq_lengths=jnp.array([1, 2, 3])),
     ),
     Case(
         "gru",
         "non-integer seq_lengths",
-        lambda t: gru_jax.gru(P, XS, seq_lengths=jnp.array([1.0, 2.0], jnp.float32)),
+        lambda t: gru_jax.gru(P(), XS(), seq_lengths=jnp.array([1.0, 2.0], jnp.float32)),
     ),
     Case(
         "gru",
         "concrete seq_lengths outside [0, T]",
-        lambda t: gru_jax.gru(P, XS, seq_lengths=np.array([1, 6])),
+        lambda t: gru_jax.gru(P(), XS(), seq_lengths=np.array([1, 6])),
     ),
-    Case("gru", "params that are not GRUParams", lambda t: gru_jax.gru({"w_x": 0}, XS)),
+    Case("gru", "params that are not GRUParams", lambda t: gru_jax.gru({"w_x": 0}, XS())),
     Case(
         "gru",
         "params with inconsistent shapes",
-        lambda t: gru_jax.gru(P.replace(b_h=jnp.zeros(5)), XS),
+        lambda t: gru_jax.gru(P().replace(b_h=jnp.zeros(5)), XS()),
     ),
-    Case("gru", "unroll < 1", lambda t: gru_jax.gru(P, XS, unroll=0)),
+    Case("gru", "unroll < 1", lambda t: gru_jax.gru(P(), XS(), unroll=0)),
     Case(
         "gru",
         "resets that are not bool",
-        lambda t: gru_jax.gru(P, XS, resets=np.zeros((2, 5), np.int32)),
+        lambda t: gru_jax.gru(P(), XS(), resets=np.zeros((2, 5), np.int32)),
     ),
     Case(
         "gru",
         "resets of the wrong shape",
-        lambda t: gru_jax.gru(P, XS, resets=np.zeros((5, 2), bool)),
+        lambda t: gru_jax.gru(P(), XS(), resets=np.zeros((5, 2), bool)),
     ),
     Case(
         "gru",
         "time-major resets laid out batch-major",
         lambda t: gru_jax.gru(
-            P, jnp.zeros((5, 2, 3)), resets=np.zeros((2, 5), bool), time_major=True
+            P(), jnp.zeros((5, 2, 3)), resets=np.zeros((2, 5), bool), time_major=True
         ),
     ),
     Case(
         "gru_stack_cell",
         "a bidirectional stack",
-        lambda t: gru_jax.gru_stack_cell(STACK, jnp.zeros((4, 2, 4)), jnp.zeros((2, 3))),
+        lambda t: gru_jax.gru_stack_cell(STACK(), jnp.zeros((4, 2, 4)), jnp.zeros((2, 3))),
     ),
     Case(
         "segment_ends",
@@ -175,24 +189,28 @@ CASES = [
     Case(
         "gru_cell",
         "h and x with different batch dims",
-        lambda t: gru_jax.gru_cell(P, jnp.zeros((3, 4)), jnp.zeros((2, 3))),
+        lambda t: gru_jax.gru_cell(P(), jnp.zeros((3, 4)), jnp.zeros((2, 3))),
     ),
     Case(
         "gru_stack",
         "h0 with the wrong number of layers",
-        lambda t: gru_jax.gru_stack(STACK, XS, jnp.zeros((2, 2, 4))),
+        lambda t: gru_jax.gru_stack(STACK(), XS(), jnp.zeros((2, 2, 4))),
     ),
     Case(
         "gru_stack",
         "dropout without a key",
-        lambda t: gru_jax.gru_stack(STACK, XS, dropout_rate=0.5, deterministic=False),
+        lambda t: gru_jax.gru_stack(STACK(), XS(), dropout_rate=0.5, deterministic=False),
     ),
     Case(
         "gru_stack",
         "dropout_rate outside [0, 1)",
-        lambda t: gru_jax.gru_stack(STACK, XS, dropout_rate=1.5),
+        lambda t: gru_jax.gru_stack(STACK(), XS(), dropout_rate=1.5),
     ),
-    Case("gru_stack", "mismatched layers", lambda t: gru_jax.gru_stack((STACK[0], (P, P)), XS)),
+    Case(
+        "gru_stack",
+        "mismatched layers",
+        lambda t: gru_jax.gru_stack((STACK()[0], (P(), P())), XS()),
+    ),
     Case(
         "mingru",
         "xs with the wrong feature size",
@@ -201,12 +219,14 @@ CASES = [
     Case(
         "mingru",
         "resets of the wrong shape",
-        lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), XS, resets=np.zeros((2, 4), bool)),
+        lambda t: gru_jax.mingru(
+            gru_jax.init_mingru(KEY, 3, 4), XS(), resets=np.zeros((2, 4), bool)
+        ),
     ),
     Case(
         "mingru",
         "unknown mode",
-        lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), XS, mode="fast"),
+        lambda t: gru_jax.mingru(gru_jax.init_mingru(KEY, 3, 4), XS(), mode="fast"),
     ),
     Case(
         "mingru",
@@ -217,14 +237,16 @@ CASES = [
         "mingru_stack",
         "h0 of the wrong shape",
         lambda t: gru_jax.mingru_stack(
-            gru_jax.init_mingru_stack(KEY, 3, 4, 2), XS, jnp.zeros((1, 2, 4))
+            gru_jax.init_mingru_stack(KEY, 3, 4, 2), XS(), jnp.zeros((1, 2, 4))
         ),
     ),
     Case(
         "mingru_stack_cell",
         "a bidirectional stack",
         lambda t: gru_jax.mingru_stack_cell(
-            gru_jax.init_mingru_stack(KEY, 3, 4, bidirectional=True), jnp.zeros((1, 2, 4)), XS[:, 0]
+            gru_jax.init_mingru_stack(KEY, 3, 4, bidirectional=True),
+            jnp.zeros((1, 2, 4)),
+            XS()[:, 0],
         ),
     ),
     Case("linen.GRU", "inputs with another feature size than at init", _flax_linen_wrong_features),
@@ -248,18 +270,18 @@ CASES = [
         "interop.from_torch",
         "a value that is not a tensor or array",
         lambda t: interop.from_torch(
-            {k: "x" for k in interop.to_torch(((P.replace(reset_after=True),),))}
+            {k: "x" for k in interop.to_torch(((P().replace(reset_after=True),),))}
         ),
     ),
     Case(
         "interop.to_torch",
         "reset-before params (torch is reset-after)",
-        lambda t: interop.to_torch(((P,),)),
+        lambda t: interop.to_torch(((P(),),)),
     ),
     Case(
         "interop.to_flax_nnx",
         "a non-zero b_hn (NNX has no slot for it)",
-        lambda t: interop.to_flax_nnx(P.replace(reset_after=True, b_h=jnp.ones(12))),
+        lambda t: interop.to_flax_nnx(P().replace(reset_after=True, b_h=jnp.ones(12))),
     ),
     Case(
         "interop.from_keras",

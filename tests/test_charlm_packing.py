@@ -173,7 +173,6 @@ def _bits(model: CharLM, params: Any, batch: dict[str, Any]) -> np.ndarray:
 def test_packed_loss_is_the_mean_over_the_sentences_run_alone() -> None:
     model, params = _tiny()
     packed = jax.tree.map(lambda a: a[:6], _all_rows(PACKED))  # 6 rows, several sentences each
-    bits = _bits(model, params, packed)
     # Each sentence alone, from the zero state, with no lengths or resets: one row each (rows of
     # a batch never meet), filled up with spaces after it (the model is causal: what comes after
     # a step changes nothing at that step), so that one compiled call runs them all.
@@ -185,30 +184,45 @@ def test_packed_loss_is_the_mean_over_the_sentences_run_alone() -> None:
     for k, text in enumerate(texts):
         alone["inputs"][k, : len(text)] = charlm.encode(START + text[:-1])
         alone["targets"][k, : len(text)] = charlm.encode(text)
-    alone_bits = _bits(model, params, alone)
+    alone_masked = dict(alone, mask=np.arange(48) < np.array([len(t) for t in texts])[:, None])
+    padded = _all_rows(PADDED)
+
+    def bits(params: Any, batch: dict[str, Any]) -> jax.Array:
+        logits = model.apply(params, batch)
+        return charlm._cross_entropy(logits, jnp.asarray(batch["targets"])) / math.log(2)
+
+    def train_loss(params: Any, batch: dict[str, Any]) -> jax.Array:
+        return charlm.TASK.loss(model.apply(params, batch, train=True), batch)
+
+    @jax.jit  # every computation of this test, compiled once
+    def computed(params, packed, alone, alone_masked, padded):
+        return {
+            "bits": bits(params, packed),
+            "alone_bits": bits(params, alone),
+            "padded_bits": bits(params, padded),
+            "loss": charlm.TASK.loss(model.apply(params, packed), packed),
+            "sums": charlm.TASK.metric_sums(model, params, packed),
+            "grads": [jax.grad(train_loss)(params, b) for b in (packed, alone_masked)],
+        }
+
+    out = jax.tree.map(np.asarray, computed(params, packed, alone, alone_masked, padded))
+    bits_, alone_bits = out["bits"], out["alone_bits"]
     per_sentence = [alone_bits[k, : len(text)] for k, text in enumerate(texts)]
     for (r, a, b), expected in zip(_segments(packed), per_sentence, strict=True):
-        np.testing.assert_allclose(bits[r, a:b], expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(bits_[r, a:b], expected, rtol=1e-5, atol=1e-5)
     assert len(per_sentence) > 6
     total = sum(float(s.sum()) for s in per_sentence)
     count = sum(s.size for s in per_sentence)
-    loss = float(charlm.TASK.loss(_apply()(params, packed), packed))
-    assert loss == pytest.approx(total / count, rel=1e-5)
-    sums = jax.jit(charlm.TASK.metric_sums, static_argnums=0)(model, params, packed)
+    assert float(out["loss"]) == pytest.approx(total / count, rel=1e-5)
+    sums = out["sums"]
     assert float(sums[1]) == count and float(sums[0]) == pytest.approx(total, rel=1e-5)
 
     # And so is the training loss's gradient: training on packed rows is training on the
     # sentences alone (the same characters, so the same mean).
-    def train_loss(params: Any, batch: dict[str, Any]) -> jax.Array:
-        return charlm.TASK.loss(model.apply(params, batch, train=True), batch)
-
-    alone["mask"] = np.arange(48) < np.array([len(t) for t in texts])[:, None]
-    grads = [jax.jit(jax.grad(train_loss))(params, batch) for batch in (packed, alone)]
-    for got, want in zip(*map(jax.tree.leaves, grads), strict=True):
+    for got, want in zip(*map(jax.tree.leaves, out["grads"]), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     # Padded rows of the same sentences give each the same bits.
-    padded = _all_rows(PADDED)
-    padded_bits = _bits(model, params, padded)
+    padded_bits = out["padded_bits"]
     by_text = {
         charlm.decode(padded["targets"][r, a:b]): padded_bits[r, a:b]
         for r, a, b in _segments(padded)

@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from scipy import stats
 
 import gru_jax
 import gru_jax.linen
@@ -27,6 +26,8 @@ MESSAGE = "chrono must be an int >= 3 (the longest memory, in steps) or None; go
 def _assert_chrono_law(b_z: np.ndarray, t_max: int) -> None:
     """``exp(−b_z)`` is uniform on ``[1, T_max − 1]`` (KS test), and ``b_z`` lies in
     ``(−log(T_max − 1), 0]``."""
+    from scipy import stats  # imported here: half a second that collecting need not pay
+
     b_z = np.asarray(b_z, np.float64)
     assert b_z.max() <= 0.0 and b_z.min() >= -math.log(t_max - 1) - 1e-6
     result = stats.kstest(np.exp(-b_z), stats.uniform(loc=1.0, scale=t_max - 2).cdf)
@@ -184,7 +185,7 @@ def test_without_chrono_the_memory_is_a_few_steps():
 # ----------------------------------------------------------------------------- the modules
 
 T_MAX, HM = 500, 64  # modules' T_max and H
-XS = jnp.ones((2, 5, I), jnp.float32)
+XS = np.ones((2, 5, I), np.float32)  # NumPy: nothing compiles when the module is collected
 
 
 def _b_x(tree) -> list[jax.Array]:
@@ -193,7 +194,7 @@ def _b_x(tree) -> list[jax.Array]:
     return [leaf for path, leaf in paths if path[-1].key == "b_x"]
 
 
-CARRY = jnp.zeros((2, HM), jnp.float32)
+CARRY = np.zeros((2, HM), np.float32)
 LINEN = {
     "GRUCell": (lambda c: gru_jax.linen.GRUCell(HM, chrono=c), (CARRY, XS[:, 0])),
     "GRU": (lambda c: gru_jax.linen.GRU(HM, num_layers=2, bidirectional=True, chrono=c), (XS,)),
@@ -327,19 +328,26 @@ def test_the_config_key_reaches_the_task_models():
 
     for name in ("adding", "seq2seq"):
         task = get_task(name)
-        got = {}
+        models, batch = {}, None
         for chrono in (None, 50):
             sets = [f"model.chrono={'null' if chrono is None else chrono}", "model.hidden_size=4"]
             sets += ["model.embed_dim=4"]
             config = load_config(f"configs/{name}.yaml", sets)
-            model = task.make_model(config.model, config.data)
-            source = task.make_source(config.data, 0)
-            params = model.init(jax.random.key(0), source.batch(jax.random.key(1), 2))
-            got[chrono] = [
+            models[chrono] = task.make_model(config.model, config.data)
+            batch = task.make_source(config.data, 0).batch(jax.random.key(1), 2)
+        # both models' parameters in one compiled program
+        chronos, ms = list(models), list(models.values())
+        params = jax.jit(lambda key, batch, ms=ms: [m.init(key, batch) for m in ms])(
+            jax.random.key(0), batch
+        )
+        got = {
+            chrono: [
                 np.asarray(leaf)
-                for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+                for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
                 if "b_x" in jax.tree_util.keystr(path)
             ]
+            for chrono, tree in zip(chronos, params, strict=True)
+        }
         for plain, chrono_b in zip(got[None], got[50], strict=True):
             np.testing.assert_array_equal(plain[4:], chrono_b[4:])  # only z's block changes
             assert np.all(chrono_b[:4] <= 0) and np.all(chrono_b[:4] > -np.log(49.0)), name

@@ -307,31 +307,6 @@ def test_every_key_of_every_example_config_fails_in_one_line(
         (
             [
                 sys.executable,
-                "-m",
-                "gru_jax.cli",
-                "train",
-                "configs/charlm.yaml",
-                "--set",
-                "train.learning_rate=fast",
-            ],
-            "gru-jax: error: config key 'train.learning_rate' must be a float; got str 'fast'",
-        ),
-        (
-            [
-                sys.executable,
-                "-m",
-                "gru_jax.cli",
-                "train",
-                "configs/seq2seq.yaml",
-                "--set",
-                "data.min_len=12",
-            ],
-            "gru-jax: error: config keys 'data.min_len' (12) and 'data.max_len' (10) must "
-            "satisfy min_len <= max_len",
-        ),
-        (
-            [
-                sys.executable,
                 "examples/core_demo.py",
                 "--config",
                 "configs/core_demo.yaml",
@@ -341,9 +316,12 @@ def test_every_key_of_every_example_config_fails_in_one_line(
             "core_demo: error: config key 'hidden_size' must be an int >= 1; got 0",
         ),
     ],
-    ids=["range", "type", "cross-key", "example"],
+    ids=["range", "example"],
 )
 def test_bad_keys_in_a_real_process(command: list[str], line: str, tmp_path: Path):
+    """What a shell sees, once for the CLI and once for an example script: the kinds of mistake
+    (range, type, constraints between keys) take the same path through ``main``, which the
+    tests above and ``test_constraints_between_keys`` run in this process for every key."""
     command = [*command, "--workdir", str(tmp_path)] if "gru_jax.cli" in command else command
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_trees_close
+from helpers import Together, assert_trees_close
 from jax.test_util import check_grads
 
 from gru_jax import GRUParams, gru
@@ -24,6 +24,9 @@ from gru_jax._gru.plan import Plan, default_chunk, pick_chunk, plan
 
 TOL = 1e-9
 B, I, H = 3, 4, 5
+BOTH = (False, True)  # reset_after
+# The two variants of a test are compiled together, as one program (helpers.Together).
+together = Together()
 
 
 def plain_gru(params, xs, h0=None, *, seq_lengths=None, reverse=False):
@@ -84,72 +87,70 @@ def lengths_for(steps):
     return jnp.array([steps, steps // 2, 0])
 
 
-@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
+GRU_CONFIGS = [  # (steps, unroll, remat, reverse, with lengths, with h0)
+    (6, 1, False, False, False, False),
+    (7, 3, False, True, True, True),
+    (37, 2, True, False, True, True),
+]
+
+
+def _gru_vs_autodiff(inputs):
+    out = []
+    for steps, unroll, remat, reverse, with_lengths, with_h0 in GRU_CONFIGS:
+        p, xs, h0, cy = inputs[steps]
+        kw = {"reverse": reverse, "seq_lengths": lengths_for(steps) if with_lengths else None}
+        args, argnums = ((p, xs, h0), (0, 1, 2)) if with_h0 else ((p, xs, None), (0, 1))
+        fast = functools.partial(gru, unroll=unroll, remat=remat)
+        out.append(
+            (
+                (
+                    jax.value_and_grad(loss_fn(fast, cy, **kw), argnums)(*args),
+                    fast(*args, **kw),
+                ),
+                (
+                    jax.value_and_grad(loss_fn(plain_gru, cy, **kw), argnums)(*args),
+                    plain_gru(*args, **kw),
+                ),
+            )
+        )
+    return out
+
+
+@together.cases("gru", BOTH)
+def _gru_calls(reset_after):
+    inputs = {steps: make(1, reset_after, steps) for steps in {c[0] for c in GRU_CONFIGS}}
+    return {"out": (_gru_vs_autodiff, (inputs,))}
+
+
+@pytest.mark.parametrize("reset_after", BOTH, ids=["reset_before", "reset_after"])
 def test_gru_matches_autodiff(reset_after):
     """The public ``gru``: values and gradients with and without lengths, h0, reverse, unroll
     and remat (which cuts T into chunks of about sqrt(T), at least 16 steps: T=37 is three
-    chunks, the last one padded), in one compiled function."""
-    configs = [  # (steps, unroll, remat, reverse, with lengths, with h0)
-        (6, 1, False, False, False, False),
-        (7, 3, False, True, True, True),
-        (37, 2, True, False, True, True),
-    ]
-    inputs = {steps: make(1, reset_after, steps) for steps in {c[0] for c in configs}}
-
-    @jax.jit
-    def run(inputs):
-        out = []
-        for steps, unroll, remat, reverse, with_lengths, with_h0 in configs:
-            p, xs, h0, cy = inputs[steps]
-            kw = {"reverse": reverse, "seq_lengths": lengths_for(steps) if with_lengths else None}
-            args, argnums = ((p, xs, h0), (0, 1, 2)) if with_h0 else ((p, xs, None), (0, 1))
-            fast = functools.partial(gru, unroll=unroll, remat=remat)
-            out.append(
-                (
-                    (
-                        jax.value_and_grad(loss_fn(fast, cy, **kw), argnums)(*args),
-                        fast(*args, **kw),
-                    ),
-                    (
-                        jax.value_and_grad(loss_fn(plain_gru, cy, **kw), argnums)(*args),
-                        plain_gru(*args, **kw),
-                    ),
-                )
-            )
-        return out
-
-    for got, want in run(inputs):
+    chunks, the last one padded), in one compiled function (with the other variant's)."""
+    for got, want in together("gru", reset_after)["out"]:
         assert_trees_close(got, want)
 
 
-@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
-def test_every_plan_matches_autodiff(reset_after):
-    """Each strategy of the internal plan, with chunk lengths that leave a ragged last chunk
-    (padded and masked), forward without lengths or reverse with them, in values, gradients
-    and forward-mode tangents."""
-    steps = 7
-    p, xs, h0, cy = make(2, reset_after, steps)
-    lengths = lengths_for(steps)
-    plans = [
+PLAN_STEPS = 7
+PLAN_CONFIGS = ((False, False), (True, True))  # forward without lengths, reverse with them
+
+
+def _plans(reset_after):
+    return [
         Plan(reset_after, fwd_chunk=3),
         Plan(reset_after, hoist=True),
         Plan(reset_after, fwd_chunk=2, recompute=True, train_chunk=1, remat=True),
         Plan(reset_after, fwd_chunk=4, train_chunk=3, remat=True, unroll=2),
     ]
-    tangents = jax.tree.map(lambda a: jnp.cos(a + 1.0), (p, xs, h0))
 
-    def fast(pl, ln):
-        def f(p, xs, h0):
-            return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, ln, plan=pl)
 
-        return f
-
-    configs = ((False, None), (True, lengths))  # forward without lengths, reverse with them
-
-    @jax.jit
-    def run(p, xs, h0):
+@functools.cache
+def _plans_vs_autodiff(reset_after):
+    def run(p, xs, h0, cy, tangents):
+        lengths = lengths_for(PLAN_STEPS)
         refs = []
-        for reverse, ln in configs:
+        for reverse, with_lengths in PLAN_CONFIGS:
+            ln = lengths if with_lengths else None
             ref = functools.partial(plain_gru, seq_lengths=ln, reverse=reverse)
             refs.append(
                 (
@@ -158,9 +159,14 @@ def test_every_plan_matches_autodiff(reset_after):
                 )
             )
         got = []
-        for k, pl in enumerate(plans):
-            reverse, ln = configs[k % 2]
-            f = fast(pl._replace(reverse=reverse), ln)
+        for k, pl in enumerate(_plans(reset_after)):
+            reverse, with_lengths = PLAN_CONFIGS[k % 2]
+            ln = lengths if with_lengths else None
+            pl = pl._replace(reverse=reverse)
+
+            def f(p, xs, h0, pl=pl, ln=ln):
+                return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, ln, plan=pl)
+
             got.append(
                 (
                     jax.value_and_grad(loss_fn(f, cy), (0, 1, 2))(p, xs, h0),
@@ -169,7 +175,23 @@ def test_every_plan_matches_autodiff(reset_after):
             )
         return got, refs
 
-    got, refs = run(p, xs, h0)
+    return run
+
+
+@together.cases("plans", BOTH)
+def _plan_calls(reset_after):
+    p, xs, h0, cy = make(2, reset_after, PLAN_STEPS)
+    tangents = jax.tree.map(lambda a: jnp.cos(a + 1.0), (p, xs, h0))
+    return {"out": (_plans_vs_autodiff(reset_after), (p, xs, h0, cy, tangents))}
+
+
+@pytest.mark.parametrize("reset_after", BOTH, ids=["reset_before", "reset_after"])
+def test_every_plan_matches_autodiff(reset_after):
+    """Each strategy of the internal plan, with chunk lengths that leave a ragged last chunk
+    (padded and masked), forward without lengths or reverse with them, in values, gradients
+    and forward-mode tangents."""
+    got, refs = together("plans", reset_after)["out"]
+    assert len(got) == len(_plans(reset_after))
     for k, (grads, jvp) in enumerate(got):
         assert_trees_close(grads, refs[k % 2][0])
         assert_trees_close(jvp, refs[k % 2][1])
@@ -203,19 +225,23 @@ def test_check_grads_both_modes(monkeypatch, reset_after, remat):
     check_grads(f, (p, xs, h0), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
-def test_jvp_matches_autodiff(reset_after):
-    p, xs, h0, _ = make(4, reset_after, 6)
+def _jvps(primals, tangents):
     lengths = lengths_for(6)
+    fast = [functools.partial(gru, seq_lengths=lengths, remat=r) for r in (False, True)]
+    ref = functools.partial(plain_gru, seq_lengths=lengths)
+    return [jax.jvp(f, primals, tangents) for f in (*fast, ref)]
+
+
+@together.cases("jvp", BOTH)
+def _jvp_calls(reset_after):
+    p, xs, h0, _ = make(4, reset_after, 6)
     tangents = jax.tree.map(lambda a: jnp.cos(a + 1.0), (p, xs, h0))
+    return {"out": (_jvps, ((p, xs, h0), tangents))}
 
-    @jax.jit
-    def run(primals, tangents):
-        fast = [functools.partial(gru, seq_lengths=lengths, remat=r) for r in (False, True)]
-        ref = functools.partial(plain_gru, seq_lengths=lengths)
-        return [jax.jvp(f, primals, tangents) for f in (*fast, ref)]
 
-    plain, remat, want = run((p, xs, h0), tangents)
+@pytest.mark.parametrize("reset_after", BOTH, ids=["reset_before", "reset_after"])
+def test_jvp_matches_autodiff(reset_after):
+    plain, remat, want = together("jvp", reset_after)["out"]
     assert_trees_close(plain, want)
     assert_trees_close(remat, want)
 
@@ -241,31 +267,38 @@ def test_second_order_works():
     assert_trees_close(got_store, want, tol=1e-8)
 
 
-@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
-def test_partial_gradients(reset_after):
-    """Gradients with respect to one argument at a time (the others' tangents are symbolic
-    zeros, which skip their matmuls), with stored gates and with recomputed ones."""
-    p, xs, h0, cy = make(6, reset_after, 5)
-    lengths = lengths_for(5)
+@functools.cache
+def _partial_gradients(reset_after):
+    def run(p, xs, h0, cy):
+        lengths = lengths_for(5)
 
-    def with_plan(pl):
-        def f(p, xs, h0):
-            return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, lengths, plan=pl)
+        def with_plan(pl):
+            def f(p, xs, h0):
+                return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, lengths, plan=pl)
 
-        return loss_fn(f, cy)
+            return loss_fn(f, cy)
 
-    store = with_plan(Plan(reset_after, fwd_chunk=2))
-    recompute = with_plan(Plan(reset_after, train_chunk=2, remat=True))
-
-    @jax.jit
-    def run(p, xs, h0):
+        store = with_plan(Plan(reset_after, fwd_chunk=2))
+        recompute = with_plan(Plan(reset_after, train_chunk=2, remat=True))
         parts = [jax.grad(store, argnums)(p, xs, h0) for argnums in (0, 1, 2)]
         parts += [jax.grad(recompute, argnums)(p, xs, h0) for argnums in (0, 1, 2)]
         parts.append(jax.grad(lambda w: store(p.replace(w_h=w), xs, h0))(p.w_h))
         parts.append(jax.grad(lambda w: recompute(p.replace(w_h=w), xs, h0))(p.w_h))
         return parts, jax.grad(loss_fn(plain_gru, cy, seq_lengths=lengths), (0, 1, 2))(p, xs, h0)
 
-    parts, want = run(p, xs, h0)
+    return run
+
+
+@together.cases("partial", BOTH)
+def _partial_calls(reset_after):
+    return {"out": (_partial_gradients(reset_after), make(6, reset_after, 5))}
+
+
+@pytest.mark.parametrize("reset_after", BOTH, ids=["reset_before", "reset_after"])
+def test_partial_gradients(reset_after):
+    """Gradients with respect to one argument at a time (the others' tangents are symbolic
+    zeros, which skip their matmuls), with stored gates and with recomputed ones."""
+    parts, want = together("partial", reset_after)["out"]
     assert_trees_close(tuple(parts[0:3]), want)
     assert_trees_close(tuple(parts[3:6]), want)
     assert_trees_close(parts[6], want[0].w_h)
@@ -327,23 +360,34 @@ def test_extra_batch_dims_and_unbatched():
     assert_trees_close(got1, want1)
 
 
-@pytest.mark.parametrize(
-    ("reset_after", "store"), [(False, False), (True, True)], ids=["recompute", "store"]
-)
-def test_bfloat16_gradients_close_to_float32(reset_after, store):
-    p, xs, h0, cy = make(10, reset_after, 8, jnp.float32)
-    p16, xs16, h016 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), (p, xs, h0))
+BF16_CASES = [(False, False), (True, True)]  # (reset_after, store)
+
+
+@functools.cache
+def _bf16_grads(reset_after, store):
     pl = Plan(reset_after, fwd_chunk=4) if store else Plan(reset_after, train_chunk=4, remat=True)
 
     def f(p, xs, h0):
         return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, plan=pl)
 
-    g32, g16 = jax.jit(
-        lambda: (
+    def run(p, xs, h0, cy):
+        p16, xs16, h016 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), (p, xs, h0))
+        return (
             jax.grad(loss_fn(f, cy), (0, 1, 2))(p, xs, h0),
             jax.grad(loss_fn(f, cy.astype(jnp.bfloat16)), (0, 1, 2))(p16, xs16, h016),
         )
-    )()
+
+    return run
+
+
+@together.cases("bfloat16", BF16_CASES)
+def _bf16_calls(reset_after, store):
+    return {"out": (_bf16_grads(reset_after, store), make(10, reset_after, 8, jnp.float32))}
+
+
+@pytest.mark.parametrize(("reset_after", "store"), BF16_CASES, ids=["recompute", "store"])
+def test_bfloat16_gradients_close_to_float32(reset_after, store):
+    g32, g16 = together("bfloat16", reset_after, store)["out"]
     for a, b in zip(jax.tree.leaves(g16), jax.tree.leaves(g32), strict=True):
         assert a.dtype == jnp.bfloat16
         np.testing.assert_allclose(np.asarray(a, np.float32), b, atol=0.1, rtol=0.1)

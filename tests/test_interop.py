@@ -83,6 +83,11 @@ def inputs(seed, *shape):
     return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
 
+# Jitted once for the module: eager calls would compile their scans again at every call.
+gru_j = jax.jit(gru)
+gru_stack_j = jax.jit(gru_stack)
+
+
 # ------------------------------------------------------------------------------------------------
 # torch
 # ------------------------------------------------------------------------------------------------
@@ -130,11 +135,11 @@ def test_from_torch_matches_torch(torch, num_layers, bidirectional, bias, batch_
     if not batch_first:
         ys_t, ys_p = ys_t.transpose(0, 1), ys_p.transpose(0, 1)
 
-    ys, hn = gru_stack(params, x, h0)
+    ys, hn = gru_stack_j(params, x, h0)
     np.testing.assert_allclose(ys, ys_t.numpy(), atol=ATOL)
     np.testing.assert_allclose(hn, hn_t.numpy(), atol=ATOL)
     # Packed sequences, unsorted lengths: padding ignored, h_n the state at each last valid step.
-    ys, hn = gru_stack(params, x, h0, seq_lengths=LENGTHS)
+    ys, hn = gru_stack_j(params, x, h0, seq_lengths=LENGTHS)
     np.testing.assert_allclose(ys, ys_p.numpy(), atol=ATOL)
     np.testing.assert_allclose(hn, hn_p.numpy(), atol=ATOL)
 
@@ -156,7 +161,7 @@ def test_to_torch_round_trips_through_torch(torch):
         )
         ys_p, hn_p = g(packed, torch.from_numpy(h0))
         ys_p, _ = torch.nn.utils.rnn.pad_packed_sequence(ys_p, batch_first=True, total_length=T)
-    ys, hn = gru_stack(params, x, h0, seq_lengths=LENGTHS)
+    ys, hn = gru_stack_j(params, x, h0, seq_lengths=LENGTHS)
     np.testing.assert_allclose(ys, ys_p.numpy(), atol=ATOL)
     np.testing.assert_allclose(hn, hn_p.numpy(), atol=ATOL)
     back = interop.from_torch(g.state_dict())
@@ -174,7 +179,7 @@ def test_to_torch_numpy_values_and_single_cell(torch):
     x = inputs(6, T, I)  # unbatched, time first
     with torch.no_grad():
         ys_t, _ = g(torch.from_numpy(x))
-    np.testing.assert_allclose(gru(p, x)[0], ys_t.numpy(), atol=ATOL)
+    np.testing.assert_allclose(gru_j(p, x)[0], ys_t.numpy(), atol=ATOL)
 
 
 def test_from_torch_file_with_prefix_and_weights_only(torch, tmp_path):
@@ -189,7 +194,7 @@ def test_from_torch_file_with_prefix_and_weights_only(torch, tmp_path):
     x = inputs(7, B, T, I)
     with torch.no_grad():
         ys_t, _ = model.rnn(torch.from_numpy(x))
-    np.testing.assert_allclose(gru_stack(params, x)[0], ys_t.numpy(), atol=ATOL)
+    np.testing.assert_allclose(gru_stack_j(params, x)[0], ys_t.numpy(), atol=ATOL)
     out = interop.to_torch(params, prefix="rnn.")
     assert set(out) == {k for k in state if k.startswith("rnn.")}
 
@@ -330,7 +335,7 @@ def test_from_flax_linen_matches_linen():
     assert p.reset_after and p.w_x.shape == (I, 3 * H)
     x, h0 = inputs(1, B, T, I), inputs(2, B, H)
     ys_l, h_l = linen_rnn_apply(cell_params, x, h0)
-    ys, h = gru(p, x, h0)
+    ys, h = gru_j(p, x, h0)
     np.testing.assert_allclose(ys, ys_l, atol=ATOL)
     np.testing.assert_allclose(h, h_l, atol=ATOL)
     # The {"params": ...} wrapper is unwrapped, and the conversion traces under jit.
@@ -343,7 +348,7 @@ def test_to_flax_linen_round_trips_through_linen():
     exported = interop.to_flax_linen(p)
     x, h0 = inputs(3, B, T, I), inputs(4, B, H)
     ys_l, h_l = linen_rnn_apply(exported, x, h0)
-    ys, h = gru(p, x, h0)
+    ys, h = gru_j(p, x, h0)
     np.testing.assert_allclose(ys_l, ys, atol=ATOL)
     np.testing.assert_allclose(h_l, h, atol=ATOL)
     assert_params_equal(interop.from_flax_linen(exported), canonical(p))
@@ -388,7 +393,7 @@ def test_from_flax_nnx_matches_nnx():
     assert p.reset_after and not np.any(np.asarray(p.b_h))
     x, h0 = inputs(1, B, T, I), inputs(2, B, H)
     ys_n, h_n = nnx_run(cell, x, h0)
-    ys, h = gru(p, x, h0)
+    ys, h = gru_j(p, x, h0)
     np.testing.assert_allclose(ys, ys_n, atol=ATOL)
     np.testing.assert_allclose(h, h_n, atol=ATOL)
 
@@ -401,7 +406,7 @@ def test_to_flax_nnx_round_trips_and_refuses_b_hn():
     cell = interop.to_flax_nnx(p)
     x, h0 = inputs(3, B, T, I), inputs(4, B, H)
     ys_n, h_n = nnx_run(cell, x, h0)
-    ys, h = gru(p, x, h0)
+    ys, h = gru_j(p, x, h0)
     np.testing.assert_allclose(ys_n, ys, atol=ATOL)
     np.testing.assert_allclose(h_n, h, atol=ATOL)
     assert_params_equal(interop.from_flax_nnx(cell), canonical(p))
@@ -467,7 +472,7 @@ def test_from_keras_matches_keras(keras, reset_after):
     assert p.reset_after is reset_after
     x, h0 = inputs(1, B, T, I), inputs(2, B, H)
     ys_k, h_k = keras_run(layer, x, h0)
-    ys, h = gru(p, x, h0)
+    ys, h = gru_j(p, x, h0)
     np.testing.assert_allclose(ys, ys_k, atol=ATOL)
     np.testing.assert_allclose(h, h_k, atol=ATOL)
 
@@ -479,7 +484,7 @@ def test_to_keras_round_trips_through_keras(keras, reset_after):
     layer.set_weights(interop.to_keras(p))
     x, h0 = inputs(3, B, T, I), inputs(4, B, H)
     ys_k, h_k = keras_run(layer, x, h0)
-    ys, h = gru(p, x, h0)
+    ys, h = gru_j(p, x, h0)
     np.testing.assert_allclose(ys_k, ys, atol=ATOL)
     np.testing.assert_allclose(h_k, h, atol=ATOL)
     back = interop.from_keras(layer.get_weights(), reset_after=reset_after)
@@ -492,7 +497,7 @@ def test_keras_without_bias(keras):
     layer.set_weights(interop.to_keras(p, use_bias=False))
     assert len(layer.get_weights()) == 2
     x, h0 = inputs(3, B, T, I), inputs(4, B, H)
-    np.testing.assert_allclose(keras_run(layer, x, h0)[0], gru(p, x, h0)[0], atol=ATOL)
+    np.testing.assert_allclose(keras_run(layer, x, h0)[0], gru_j(p, x, h0)[0], atol=ATOL)
     assert_params_equal(interop.from_keras(layer.get_weights(), reset_after=True), p)
     with pytest.raises(
         ValueError, match=r"use_bias=False, but params.b_x or params.b_h is non-zero"
@@ -554,7 +559,7 @@ def test_from_haiku_matches_haiku(hk):
     p = interop.from_haiku(hk_params["gru"])
     assert not p.reset_after
     ys_h, h_h = haiku_run(hk, hk_params, x, h0)
-    ys, h = gru(p, x, h0)
+    ys, h = gru_j(p, x, h0)
     np.testing.assert_allclose(ys, ys_h, atol=ATOL)
     np.testing.assert_allclose(h, h_h, atol=ATOL)
     assert_params_equal(interop.from_haiku(hk_params), p, exact=True)  # one module: unwrapped
@@ -565,7 +570,7 @@ def test_to_haiku_round_trips_through_haiku(hk):
     hk_params = {"gru": interop.to_haiku(p)}
     x, h0 = inputs(3, B, T, I), inputs(4, B, H)
     ys_h, h_h = haiku_run(hk, hk_params, x, h0)
-    ys, h = gru(p, x, h0)
+    ys, h = gru_j(p, x, h0)
     np.testing.assert_allclose(ys_h, ys, atol=ATOL)
     np.testing.assert_allclose(h_h, h, atol=ATOL)
     assert_params_equal(interop.from_haiku(hk_params["gru"]), canonical(p))
@@ -629,7 +634,7 @@ def test_from_equinox_matches_equinox(eqx):
     assert p.reset_after
     x, h0 = inputs(1, B, T, I), inputs(2, B, H)
     ys_e, h_e = equinox_run(cell, x, h0)
-    ys, h = gru(p, x, h0)
+    ys, h = gru_j(p, x, h0)
     np.testing.assert_allclose(ys, ys_e, atol=ATOL)
     np.testing.assert_allclose(h, h_e, atol=ATOL)
 
@@ -640,7 +645,7 @@ def test_to_equinox_round_trips_through_equinox(eqx):
     for cell in (interop.to_equinox(p), interop.to_equinox(p, template)):
         x, h0 = inputs(3, B, T, I), inputs(4, B, H)
         ys_e, h_e = equinox_run(cell, x, h0)
-        ys, h = gru(p, x, h0)
+        ys, h = gru_j(p, x, h0)
         np.testing.assert_allclose(ys_e, ys, atol=ATOL)
         np.testing.assert_allclose(h_e, h, atol=ATOL)
         assert_params_equal(interop.from_equinox(cell), canonical(p))

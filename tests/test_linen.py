@@ -26,41 +26,52 @@ def test_cell_equals_gru_cell(reset_after, xs):
     cell = GRUCell(features=H, reset_after=reset_after)
     carry = cell.initialize_carry(jax.random.key(0), xs[:, 0].shape)
     assert carry.shape == (B, H) and carry.dtype == jnp.float32
-    variables = randomize(cell.init(jax.random.key(0), carry, xs[:, 0]), jax.random.key(2))
+    variables = randomize(jax.jit(cell.init)(jax.random.key(0), carry, xs[:, 0]), jax.random.key(2))
     params = GRUParams(**variables["params"], reset_after=reset_after)
     h0 = jnp.full((B, H), 0.3)
-    new_carry, y = cell.apply(variables, h0, xs[:, 0])
+    (new_carry, y), want = jax.jit(lambda v, p, h, x: (cell.apply(v, h, x), gru_cell(p, h, x)))(
+        variables, params, h0, xs[:, 0]
+    )
     np.testing.assert_array_equal(new_carry, y)
-    np.testing.assert_allclose(new_carry, gru_cell(params, h0, xs[:, 0]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(new_carry, want, rtol=1e-6, atol=1e-6)
     assert cell.num_feature_axes == 1
 
 
 @pytest.mark.parametrize("reset_after", [False, True])
 def test_cell_in_linen_rnn_and_bidirectional(reset_after, xs):
     rnn = nn.RNN(GRUCell(H, reset_after=reset_after), return_carry=True)
-    variables = randomize(rnn.init(jax.random.key(0), xs), jax.random.key(3))
-    params = GRUParams(**variables["params"]["cell"], reset_after=reset_after)
+    bi = nn.Bidirectional(
+        nn.RNN(GRUCell(H, reset_after=reset_after)), nn.RNN(GRUCell(H, reset_after=reset_after))
+    )
+    uni_vars, bi_vars = jax.jit(lambda k, xs: (rnn.init(k, xs), bi.init(k, xs)))(
+        jax.random.key(0), xs
+    )
+    uni_vars = randomize(uni_vars, jax.random.key(3))
+    bi_vars = randomize(bi_vars, jax.random.key(4))
     h0 = 0.1 * jnp.ones((B, H))
-    carry, ys = rnn.apply(variables, xs, initial_carry=h0, seq_lengths=LENGTHS)
-    ys_ref, h_ref = gru(params, xs, h0, seq_lengths=LENGTHS)
+
+    @jax.jit
+    def run(uni_vars, bi_vars, xs, h0):
+        params = GRUParams(**uni_vars["params"]["cell"], reset_after=reset_after)
+        stack = (
+            (
+                GRUParams(**bi_vars["params"]["forward_rnn"]["cell"], reset_after=reset_after),
+                GRUParams(**bi_vars["params"]["backward_rnn"]["cell"], reset_after=reset_after),
+            ),
+        )
+        return (
+            rnn.apply(uni_vars, xs, initial_carry=h0, seq_lengths=LENGTHS),
+            gru(params, xs, h0, seq_lengths=LENGTHS),
+            bi.apply(bi_vars, xs, seq_lengths=LENGTHS),
+            gru_stack(stack, xs, seq_lengths=LENGTHS)[0],
+        )
+
+    (carry, ys), (ys_ref, h_ref), bi_ys, bi_ref = run(uni_vars, bi_vars, xs, h0)
     np.testing.assert_allclose(carry, h_ref, rtol=1e-6, atol=1e-6)
     valid = (jnp.arange(T) < LENGTHS[:, None])[..., None]
     # flax.linen.RNN keeps computing past the length; only the valid outputs are comparable.
     np.testing.assert_allclose(jnp.where(valid, ys, 0), ys_ref, rtol=1e-6, atol=1e-6)
-
-    bi = nn.Bidirectional(
-        nn.RNN(GRUCell(H, reset_after=reset_after)), nn.RNN(GRUCell(H, reset_after=reset_after))
-    )
-    variables = randomize(bi.init(jax.random.key(0), xs), jax.random.key(4))
-    ys = bi.apply(variables, xs, seq_lengths=LENGTHS)
-    stack = (
-        (
-            GRUParams(**variables["params"]["forward_rnn"]["cell"], reset_after=reset_after),
-            GRUParams(**variables["params"]["backward_rnn"]["cell"], reset_after=reset_after),
-        ),
-    )
-    ys_ref, _ = gru_stack(stack, xs, seq_lengths=LENGTHS)
-    np.testing.assert_allclose(jnp.where(valid, ys, 0), ys_ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jnp.where(valid, bi_ys, 0), bi_ref, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(("num_layers", "bidirectional"), [(1, False), (2, True)])
@@ -68,29 +79,38 @@ def test_gru_layer_equals_gru_stack(num_layers, bidirectional, xs):
     layer = GRU(
         H, num_layers=num_layers, bidirectional=bidirectional, reset_after=True, return_carry=True
     )
-    variables = randomize(layer.init(jax.random.key(0), xs), jax.random.key(5))
+    variables = randomize(jax.jit(layer.init)(jax.random.key(0), xs), jax.random.key(5))
     stack = tree_to_params(variables["params"], reset_after=True)
     assert len(stack) == num_layers and len(stack[0]) == (2 if bidirectional else 1)
     h0 = 0.2 * jnp.ones((num_layers * len(stack[0]), B, H))
-    ys, h_n = layer.apply(variables, xs, seq_lengths=LENGTHS, initial_carry=h0)
-    ys_ref, h_ref = gru_stack(stack, xs, h0, seq_lengths=LENGTHS)
+    only_ys = GRU(H, num_layers=num_layers, bidirectional=bidirectional, reset_after=True)
+
+    @jax.jit
+    def run(variables, stack, xs, h0):
+        return (
+            layer.apply(variables, xs, seq_lengths=LENGTHS, initial_carry=h0),
+            gru_stack(stack, xs, h0, seq_lengths=LENGTHS),
+            only_ys.apply(variables, xs, seq_lengths=LENGTHS, initial_carry=h0),
+        )
+
+    (ys, h_n), (ys_ref, h_ref), ys_only = run(variables, stack, xs, h0)
     np.testing.assert_array_equal(ys, ys_ref)
     np.testing.assert_array_equal(h_n, h_ref)
     # And back: the stack's tree is the module's tree.
     assert jax.tree.structure(params_to_tree(stack)) == jax.tree.structure(variables["params"])
-    only_ys = GRU(H, num_layers=num_layers, bidirectional=bidirectional, reset_after=True)
-    np.testing.assert_array_equal(
-        only_ys.apply(variables, xs, seq_lengths=LENGTHS, initial_carry=h0), ys
-    )
+    np.testing.assert_array_equal(ys_only, ys)
 
 
 def test_dropout_uses_the_dropout_rng_stream(xs):
     layer = GRU(H, num_layers=2, dropout_rate=0.5)
-    variables = layer.init(jax.random.key(0), xs)
-    det = layer.apply(variables, xs)
-    a = layer.apply(variables, xs, deterministic=False, rngs={"dropout": jax.random.key(1)})
-    b = layer.apply(variables, xs, deterministic=False, rngs={"dropout": jax.random.key(1)})
-    c = layer.apply(variables, xs, deterministic=False, rngs={"dropout": jax.random.key(2)})
+    variables = jax.jit(layer.init)(jax.random.key(0), xs)
+    dropped = jax.jit(
+        lambda v, xs, key: layer.apply(v, xs, deterministic=False, rngs={"dropout": key})
+    )
+    det = jax.jit(layer.apply)(variables, xs)
+    a = dropped(variables, xs, jax.random.key(1))
+    b = dropped(variables, xs, jax.random.key(1))
+    c = dropped(variables, xs, jax.random.key(2))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, det) and not np.allclose(a, c)
     with pytest.raises(Exception, match="dropout"):
@@ -99,30 +119,33 @@ def test_dropout_uses_the_dropout_rng_stream(xs):
 
 def test_jit_and_vmap_over_apply(xs):
     layer = GRU(H, num_layers=2)
-    variables = layer.init(jax.random.key(0), xs)
+    variables = jax.jit(layer.init)(jax.random.key(0), xs)
     batched = jax.jit(layer.apply)(variables, xs)
     per_example = jax.jit(jax.vmap(layer.apply, in_axes=(None, 0)))(variables, xs)
     np.testing.assert_allclose(per_example, batched, rtol=1e-6, atol=1e-6)
     # vmap over parameters too: an ensemble of 2 models.
-    ensemble = jax.vmap(layer.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), xs)
-    ys = jax.vmap(layer.apply, in_axes=(0, None))(ensemble, xs)
+    keys = jax.random.split(jax.random.key(0), 2)
+    ensemble = jax.jit(jax.vmap(layer.init, in_axes=(0, None)))(keys, xs)
+    ys = jax.jit(jax.vmap(layer.apply, in_axes=(0, None)))(ensemble, xs)
     assert ys.shape == (2, B, T, H)
 
 
 def test_dtype_and_param_dtype(xs):
+    # Dtypes are decided while tracing: abstract evaluation (nothing compiles) shows them.
     layer = GRU(H, dtype=jnp.bfloat16, param_dtype=jnp.float32)
-    variables = layer.init(jax.random.key(0), xs)
+    variables = jax.eval_shape(layer.init, jax.random.key(0), xs)
     assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(variables))
-    assert layer.apply(variables, xs).dtype == jnp.bfloat16
+    assert jax.eval_shape(layer.apply, variables, xs).dtype == jnp.bfloat16
     cell = GRUCell(H, param_dtype=jnp.bfloat16)
     carry = cell.initialize_carry(jax.random.key(0), (B, I))
-    variables = cell.init(jax.random.key(0), carry, xs[:, 0].astype(jnp.bfloat16))
+    x16 = xs[:, 0].astype(jnp.bfloat16)
+    variables = jax.eval_shape(cell.init, jax.random.key(0), carry, x16)
     assert all(a.dtype == jnp.bfloat16 for a in jax.tree.leaves(variables))
-    assert cell.apply(variables, carry, xs[:, 0].astype(jnp.bfloat16))[0].dtype == jnp.bfloat16
+    assert jax.eval_shape(cell.apply, variables, carry, x16)[0].dtype == jnp.bfloat16
     # Inside nn.RNN, the carry keeps its dtype even when the inputs promote the compute dtype.
     rnn = nn.RNN(GRUCell(H))
-    variables = rnn.init(jax.random.key(0), xs)
-    assert rnn.apply(variables, xs.astype(jnp.float64)).dtype == jnp.float32
+    variables = jax.eval_shape(rnn.init, jax.random.key(0), xs)
+    assert jax.eval_shape(rnn.apply, variables, xs.astype(jnp.float64)).dtype == jnp.float32
 
 
 class ParityModel(nn.Module):
@@ -138,7 +161,7 @@ class ParityModel(nn.Module):
 def test_linen_model_learns_parity():
     model = ParityModel()
     tokens, lengths, _ = parity_batch(jax.random.key(0))
-    params = model.init(jax.random.key(1), tokens, lengths)
+    params = jax.jit(model.init)(jax.random.key(1), tokens, lengths)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2))
     opt_state = optimizer.init(params)
 
@@ -161,19 +184,20 @@ def test_linen_model_learns_parity():
     assert np.mean(losses[:10]) > 0.5  # it starts at chance
     assert np.mean(losses[-20:]) < TARGET_LOSS, losses[-20:]
     tokens, lengths, labels = parity_batch(jax.random.key(7), batch=512)
-    accuracy = jnp.mean(jnp.argmax(model.apply(params, tokens, lengths), -1) == labels)
+    accuracy = jnp.mean(jnp.argmax(jax.jit(model.apply)(params, tokens, lengths), -1) == labels)
     assert accuracy > 0.98
 
 
 def test_orbax_round_trip(tmp_path, xs):
     layer = GRU(H, num_layers=2, bidirectional=True)
-    variables = randomize(layer.init(jax.random.key(0), xs), jax.random.key(6))
+    variables = randomize(jax.jit(layer.init)(jax.random.key(0), xs), jax.random.key(6))
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp_path / "ckpt", variables)
     checkpointer.wait_until_finished()
     restored = checkpointer.restore(tmp_path / "ckpt", jax.tree.map(jnp.zeros_like, variables))
     assert jax.tree.structure(restored) == jax.tree.structure(variables)
-    np.testing.assert_array_equal(layer.apply(restored, xs), layer.apply(variables, xs))
+    apply = jax.jit(layer.apply)
+    np.testing.assert_array_equal(apply(restored, xs), apply(variables, xs))
 
 
 def test_bad_inputs_get_the_core_errors(xs):

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from helpers import randomize
+from helpers import Together, randomize
 from jax.test_util import check_grads
 from reference import np_mingru
 
@@ -53,12 +53,17 @@ def random_params(key, candidate="linear", dtype=jnp.float64, input_size=I, hidd
     return p.replace(b_x=jax.random.normal(jax.random.fold_in(key, 1), (2 * hidden,), dtype))
 
 
-@pytest.fixture(scope="module")
-def data():
+@functools.cache
+def _data():
     kx, kh = jax.random.split(jax.random.key(1))
     xs = jax.random.normal(kx, (B, T, I), jnp.float64)
     h0 = jax.random.normal(kh, (B, H), jnp.float64)
     return xs, h0
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _data()
 
 
 @functools.partial(jax.jit, static_argnames=("mode", "reverse"))
@@ -75,15 +80,50 @@ def run(params, xs, h0, lengths, resets=None, *, mode, reverse=False):
     )
 
 
-@pytest.mark.parametrize("candidate", ["linear", "g"])
-@pytest.mark.parametrize("mode", MODES)
-def test_values_match_numpy_reference(data, mode, candidate):
-    """float64; float32 against the same reference is in the mode-agreement test below."""
-    xs, h0 = data
+together = Together()
+VALUE_GRID = [(mode, candidate) for candidate in ("linear", "g") for mode in MODES]
+
+
+def _value_inputs(candidate):
+    """``(params, [(xs, h0, lengths, resets)])``: without lengths or h0, with both, and with
+    resets too."""
+    xs, h0 = _data()
     params = random_params(jax.random.key(0), candidate)
+    return params, [(xs, None, None, None), (xs, h0, LENGTHS, None), (xs, h0, LENGTHS, RESETS)]
+
+
+@functools.cache
+def _mingru_call(mode, reverse):
+    def fn(params, xs, h0, lengths, resets):
+        return mingru(
+            params,
+            xs,
+            h0,
+            seq_lengths=lengths,
+            resets=resets,
+            reverse=reverse,
+            mode=mode,
+            chunk_size=CHUNK,
+        )
+
+    return fn
+
+
+@together.cases("values", [(False, *case) for case in VALUE_GRID])
+@together.cases("values", [(True, mode, "g") for mode in MODES])
+def _value_calls(reverse, mode, candidate):
+    params, inputs = _value_inputs(candidate)
+    return {k: (_mingru_call(mode, reverse), (params, *args)) for k, args in enumerate(inputs)}
+
+
+@pytest.mark.parametrize(("mode", "candidate"), VALUE_GRID)
+def test_values_match_numpy_reference(mode, candidate):
+    """float64; float32 against the same reference is in the mode-agreement test below."""
+    params, inputs = _value_inputs(candidate)
+    out = together("values", False, mode, candidate)
     dtype, tol = jnp.float64, 1e-12
-    for h, lengths, resets in ((None, None, None), (h0, LENGTHS, None), (h0, LENGTHS, RESETS)):
-        ys, h_last = run(params, xs, h, lengths, resets, mode=mode)
+    for k, (xs, h, lengths, resets) in enumerate(inputs):
+        ys, h_last = out[k]
         assert ys.dtype == dtype and h_last.dtype == dtype
         ys_ref, h_ref = np_mingru(params.w_x, params.b_x, candidate, xs, h, lengths, resets)
         np.testing.assert_allclose(ys, ys_ref, rtol=tol, atol=tol)
@@ -91,13 +131,13 @@ def test_values_match_numpy_reference(data, mode, candidate):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_reverse_matches_numpy_reference(data, mode):
+def test_reverse_matches_numpy_reference(mode):
     """``reverse=True`` runs each valid prefix backward (h0 enters at the last valid step, the
     padding stays zeros, a segment runs backward from its own last step), like gru's."""
-    xs, h0 = data
-    params = random_params(jax.random.key(0), "g")
-    for h, lengths, resets in ((None, None, None), (h0, LENGTHS, None), (h0, LENGTHS, RESETS)):
-        ys, h_last = run(params, xs, h, lengths, resets, mode=mode, reverse=True)
+    params, inputs = _value_inputs("g")
+    out = together("values", True, mode, "g")
+    for k, (xs, h, lengths, resets) in enumerate(inputs):
+        ys, h_last = out[k]
         ys_ref, h_ref = np_mingru(params.w_x, params.b_x, "g", xs, h, lengths, resets, True)
         np.testing.assert_allclose(ys, ys_ref, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(h_last, h_ref, rtol=1e-12, atol=1e-12)
@@ -140,7 +180,7 @@ def test_all_modes_agree_in_float32_values_and_gradients():
     params = random_params(key, candidate, jnp.float32, LONG_I, LONG_H)
     xs = jax.random.normal(jax.random.fold_in(key, 2), (LONG_B, LONG_T, LONG_I), jnp.float32)
     h0 = jax.random.normal(jax.random.fold_in(key, 3), (LONG_B, LONG_H), jnp.float32)
-    results = {m: long_value_and_grad(params, xs, h0, m) for m in MODES}
+    results = jax.jit(lambda *a: {m: long_value_and_grad(*a, m) for m in MODES})(params, xs, h0)
     ys_ref, h_ref = np_mingru(params.w_x, params.b_x, candidate, xs, h0, LONG_LENGTHS)
     (_, (ys, h_last)), _ = results["sequential"]
     np.testing.assert_allclose(ys, ys_ref, rtol=1e-5, atol=1e-5)
@@ -199,26 +239,50 @@ def test_second_order_gradients_of_the_parallel_scan():
     check_grads(f, (a, b), order=2, modes=("rev", "fwd"), atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("with_resets", [False, True], ids=["no_resets", "resets"])
-@pytest.mark.parametrize("mode", MODES)
-def test_padding_never_changes_values_or_gradients(data, mode, with_resets):
-    """NaN/Inf in the padding change nothing; with resets, neither do resets in the padding
-    (the clean run has them removed)."""
-    xs, h0 = data
-    params = random_params(jax.random.key(7))
-    valid = (jnp.arange(T) < LENGTHS[:, None])[..., None]
-    clean = jnp.where(valid, xs, 0.0)
-    dirty = jnp.where(valid, xs, jnp.array([jnp.nan, jnp.inf, -jnp.inf, 1e30])[jnp.arange(I)])
-    resets_dirty = RESETS if with_resets else None
-    resets_clean = RESETS & np.asarray(valid[..., 0]) if with_resets else None
+PADDING_GRID = [(mode, with_resets) for with_resets in (False, True) for mode in MODES]
+JUNK = np.array([np.nan, np.inf, -np.inf, 1e30])[np.arange(I)]  # a non-finite value per feature
 
+
+@functools.cache
+def _padding_grad(mode):
     def loss(params, xs, h0, resets):
-        ys, h = run(params, xs, h0, LENGTHS, resets, mode=mode)
+        ys, h = mingru(
+            params, xs, h0, seq_lengths=LENGTHS, resets=resets, mode=mode, chunk_size=CHUNK
+        )
         return jnp.sum(ys**2) + jnp.sum(h), (ys, h)
 
-    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2), has_aux=True))
-    g_clean, out_clean = grad(params, clean, h0, resets_clean)
-    g_dirty, out_dirty = grad(params, dirty, h0, resets_dirty)
+    return jax.grad(loss, argnums=(0, 1, 2), has_aux=True)
+
+
+def _padding_inputs(with_resets):
+    xs, h0 = _data()
+    valid = (np.arange(T) < LENGTHS[:, None])[..., None]
+    clean = np.where(valid, xs, 0.0)
+    dirty = np.where(valid, xs, JUNK)
+    resets_dirty = RESETS if with_resets else None
+    resets_clean = RESETS & valid[..., 0] if with_resets else None
+    params = random_params(jax.random.key(7))
+    return valid, (params, clean, h0, resets_clean), (params, dirty, h0, resets_dirty)
+
+
+@together.cases("padding", PADDING_GRID)
+def _padding_calls(mode, with_resets):
+    _, clean, dirty = _padding_inputs(with_resets)
+    return {"clean": (_padding_grad(mode), clean), "dirty": (_padding_grad(mode), dirty)}
+
+
+@pytest.mark.parametrize(
+    ("mode", "with_resets"),
+    PADDING_GRID,
+    ids=[f"{m}-{'resets' if r else 'no_resets'}" for m, r in PADDING_GRID],
+)
+def test_padding_never_changes_values_or_gradients(mode, with_resets):
+    """NaN/Inf in the padding change nothing; with resets, neither do resets in the padding
+    (the clean run has them removed)."""
+    valid, _, _ = _padding_inputs(with_resets)
+    out = together("padding", mode, with_resets)
+    g_clean, out_clean = out["clean"]
+    g_dirty, out_dirty = out["dirty"]
     dirty_leaves, clean_leaves = (
         jax.tree.leaves((g_dirty, out_dirty)),
         jax.tree.leaves((g_clean, out_clean)),
@@ -323,12 +387,15 @@ def test_empty_sequence_and_zero_lengths_return_h0(mode):
     ],
 )
 def test_dtypes_follow_promotion(xs_dtype, p_dtype, h0_dtype, out_dtype):
-    p = init_mingru(jax.random.key(0), I, H, dtype=p_dtype)
-    xs = jnp.ones((B, T, I), xs_dtype)
-    h0 = None if h0_dtype is None else jnp.zeros((B, H), h0_dtype)
-    ys, h = mingru(p, xs, h0, mode="parallel")
+    # Dtypes are decided while tracing: abstract evaluation shows them (nothing compiles).
+    p = jax.eval_shape(lambda key: init_mingru(key, I, H, dtype=p_dtype), jax.random.key(0))
+    xs = jax.ShapeDtypeStruct((B, T, I), xs_dtype)
+    h0 = None if h0_dtype is None else jax.ShapeDtypeStruct((B, H), h0_dtype)
+    ys, h = jax.eval_shape(lambda p, xs, h0: mingru(p, xs, h0, mode="parallel"), p, xs, h0)
     assert ys.dtype == out_dtype and h.dtype == out_dtype
-    assert mingru_cell(p, jnp.zeros((B, H), xs_dtype), xs[:, 0]).dtype == out_dtype
+    h_cell = jax.ShapeDtypeStruct((B, H), xs_dtype)
+    x_cell = jax.ShapeDtypeStruct((B, I), xs_dtype)
+    assert jax.eval_shape(mingru_cell, p, h_cell, x_cell).dtype == out_dtype
 
 
 def test_bfloat16_is_close_to_float32():
@@ -443,17 +510,12 @@ def _split_loss(params, xs, h0, mode):
     return _segment_loss(ys, h_last), (ys, h_last)
 
 
-packed_value_and_grad = jax.jit(
-    jax.value_and_grad(_packed_loss, argnums=(0, 1, 2), has_aux=True),
-    static_argnames=("mode", "time_major"),
-)
-split_value_and_grad = jax.jit(
-    jax.value_and_grad(_split_loss, argnums=(0, 1, 2), has_aux=True), static_argnames="mode"
-)
+_packed_grad = jax.value_and_grad(_packed_loss, argnums=(0, 1, 2), has_aux=True)
+_split_grad = jax.value_and_grad(_split_loss, argnums=(0, 1, 2), has_aux=True)
 
 
-@pytest.fixture(scope="module")
-def packed():
+@functools.cache
+def _packed():
     key = jax.random.key(30)
     params = random_params(key, "g", jnp.float64, P_I, P_H)
     xs = jax.random.normal(jax.random.fold_in(key, 2), (P_B, P_T, P_I), jnp.float64)
@@ -461,13 +523,47 @@ def packed():
     return params, xs, h0
 
 
+@functools.cache
+def _packed_call(mode, time_major=False):
+    return functools.partial(_packed_grad, mode=mode, time_major=time_major)
+
+
+@functools.cache
+def _split_call(mode):
+    return functools.partial(_split_grad, mode=mode)
+
+
+@functools.cache
+def _vmapped_rows(mode):
+    """Unbatched (T, I) rows with resets (T,), time-major, vmapped over the rows."""
+    one = functools.partial(mingru, mode=mode, chunk_size=P_CHUNK, time_major=True)
+    return jax.vmap(lambda p, x, h, n, r: one(p, x, h, seq_lengths=n, resets=r), (None, 0, 0, 0, 0))
+
+
+@together.cases("packed", MODES)
+def _packed_calls(mode):
+    params, xs, h0 = _packed()
+    # A reset at t = 0 replaces h0: even a NaN/Inf there must reach no value or gradient.
+    bad_h0 = h0.at[0].set(jnp.nan).at[2].set(jnp.inf)
+    xs_tm = jnp.moveaxis(xs.reshape(2, 3, P_T, P_I), 2, 0)  # (T, 2, 3, I)
+    resets_tm = np.moveaxis(P_RESETS.reshape(2, 3, P_T), 2, 0)
+    time_major = (params, xs_tm, h0.reshape(2, 3, P_H), P_LENGTHS.reshape(2, 3), resets_tm)
+    return {
+        "packed": (_packed_call(mode), (params, xs, h0, P_LENGTHS, P_RESETS)),
+        "bad h0": (_packed_call(mode), (params, xs, bad_h0, P_LENGTHS, P_RESETS)),
+        "split": (_split_call(mode), (params, xs, h0)),
+        "time-major": (_packed_call(mode, True), time_major),
+        "rows": (_vmapped_rows(mode), (params, xs, h0, P_LENGTHS, P_RESETS)),
+    }
+
+
 @pytest.mark.parametrize("mode", MODES)
-def test_packed_row_equals_its_segments_run_separately(packed, mode):
+def test_packed_row_equals_its_segments_run_separately(mode):
     """Values, h_last and the gradients for params, xs and h0, float64, to 1e-9; the values
     also against the NumPy reference."""
-    params, xs, h0 = packed
-    got = packed_value_and_grad(params, xs, h0, P_LENGTHS, P_RESETS, mode)
-    want = split_value_and_grad(params, xs, h0, mode)
+    params, xs, h0 = _packed()
+    out = together("packed", mode)
+    got, want = out["packed"], out["split"]
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
     (_, (ys, h_last)), (_, g_xs, g_h0) = got
@@ -479,27 +575,17 @@ def test_packed_row_equals_its_segments_run_separately(packed, mode):
     np.testing.assert_allclose(g_h0[3], 2 * h0[3], rtol=1e-12)
     assert bool((g_xs[1, 13:] == 0).all()) and bool((g_xs[3] == 0).all())
     # A reset at t = 0 replaces h0: even a NaN/Inf there reaches no value or gradient.
-    bad_h0 = h0.at[0].set(jnp.nan).at[2].set(jnp.inf)
-    for a, b in zip(
-        jax.tree.leaves(packed_value_and_grad(params, xs, bad_h0, P_LENGTHS, P_RESETS, mode)),
-        jax.tree.leaves(got),
-        strict=True,
-    ):
+    for a, b in zip(jax.tree.leaves(out["bad h0"]), jax.tree.leaves(got), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_time_major_equals_batch_major(packed, mode):
+def test_time_major_equals_batch_major(mode):
     """(T, *B, I) with two batch dims, resets (T, *B) and lengths: values and gradients equal
     those of the batch-major call; an unbatched (T, I) row, vmapped, too."""
-    params, xs, h0 = packed
-    got = packed_value_and_grad(params, xs, h0, P_LENGTHS, P_RESETS, mode)
-    (_, (ys, h_last)), (g_params, g_xs, g_h0) = got
-    xs_tm = jnp.moveaxis(xs.reshape(2, 3, P_T, P_I), 2, 0)  # (T, 2, 3, I)
-    resets_tm = np.moveaxis(P_RESETS.reshape(2, 3, P_T), 2, 0)
-    (_, (ys_tm, h_tm)), (gp_tm, gx_tm, gh_tm) = packed_value_and_grad(
-        params, xs_tm, h0.reshape(2, 3, P_H), P_LENGTHS.reshape(2, 3), resets_tm, mode, True
-    )
+    out = together("packed", mode)
+    (_, (ys, h_last)), (g_params, g_xs, g_h0) = out["packed"]
+    (_, (ys_tm, h_tm)), (gp_tm, gx_tm, gh_tm) = out["time-major"]
     assert ys_tm.shape == (P_T, 2, 3, P_H) and h_tm.shape == (2, 3, P_H)
     tol = {"rtol": 1e-12, "atol": 1e-12}
     np.testing.assert_allclose(jnp.moveaxis(ys_tm, 0, 2).reshape(ys.shape), ys, **tol)
@@ -508,10 +594,7 @@ def test_time_major_equals_batch_major(packed, mode):
     np.testing.assert_allclose(gh_tm.reshape(g_h0.shape), g_h0, **tol)
     for a, b in zip(jax.tree.leaves(gp_tm), jax.tree.leaves(g_params), strict=True):
         np.testing.assert_allclose(a, b, **tol)
-    one = functools.partial(mingru, mode=mode, chunk_size=P_CHUNK, time_major=True)
-    ys_v, h_v = jax.vmap(  # (T, I) rows, resets (T,): both layouts at once
-        lambda x, h, n, r: one(params, x, h, seq_lengths=n, resets=r)
-    )(xs, h0, P_LENGTHS, P_RESETS)
+    ys_v, h_v = out["rows"]
     np.testing.assert_allclose(ys_v, ys, **tol)
     np.testing.assert_allclose(h_v, h_last, **tol)
 
@@ -537,8 +620,10 @@ def test_resets_none_adds_nothing_to_the_trace_and_time_major_no_transpose(data)
 
 # ----------------------------------------------------------------------------- bad inputs
 
-P32 = init_mingru(jax.random.key(0), I, H)
-XS = jnp.zeros((2, T, I), jnp.float32)
+# Well-formed parameters and inputs for the bad-input cases (NumPy: nothing compiles when the
+# module is collected; their values never matter, the checks look at shapes and dtypes).
+P32 = MinGRUParams(w_x=np.zeros((I, 2 * H), np.float32), b_x=np.zeros(2 * H, np.float32))
+XS = np.zeros((2, T, I), np.float32)
 
 
 @pytest.mark.parametrize(

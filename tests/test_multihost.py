@@ -199,19 +199,6 @@ def test_two_processes_log_the_losses_of_one_process_with_four_devices(runs):
     assert_params_close(final_params(root / "2x2"), final_params(root / "1x4"), 1e-5)
 
 
-def test_checkpoint_of_two_processes_resumes_on_one_device(runs, tmp_path):
-    root, _ = runs
-    workdir = tmp_path / "run"
-    shutil.copytree(root / "2x2", workdir)
-    as_if_stopped_after(workdir, 30)
-    single(workdir, 1, "--resume", "--set", "train.num_devices=1")
-    resumed = losses(workdir)
-    assert sorted(resumed) == list(range(1, STEPS + 1))
-    for step, value in losses(root / "1x1").items():
-        assert resumed[step] == pytest.approx(value, rel=1e-5)
-    assert_params_close(final_params(workdir), final_params(root / "1x1"), 1e-5)
-
-
 def as_if_stopped_after(workdir: Path, step: int) -> None:
     """Make a copied finished run look as it did when it stopped after ``step``."""
     for later in range(step + 10, STEPS + 1, 10):
@@ -234,7 +221,11 @@ def wait_for_losses(workdir: Path, count: int, procs, timeout: float = TIMEOUT) 
     raise AssertionError(f"no {count} logged steps within {timeout} s")
 
 
-def test_one_device_run_continues_on_two_processes_which_stop_together_on_sigterm(runs, tmp_path):
+def test_one_device_run_continues_on_two_processes_then_on_one_device(runs, tmp_path):
+    """A one-device checkpoint resumes on 2 processes x 2 devices, which stop together on
+    SIGTERM (each process of a job gets the signal) with a checkpoint of the current step; that
+    checkpoint of two processes resumes on one device, and the whole run equals the
+    uninterrupted one-device run."""
     root, _ = runs
     workdir = tmp_path / "run"
     shutil.copytree(root / "1x1", workdir)
@@ -249,7 +240,7 @@ def test_one_device_run_continues_on_two_processes_which_stop_together_on_sigter
     assert "resume with: gru-jax train" in results[0][2] and results[1][2] == ""
     steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
     assert steps[0] == 10 and len(steps) == 2 and 15 <= steps[1] < STEPS, steps
-    single(workdir, 1, "--resume", *cadence)
+    single(workdir, 1, "--resume", *cadence, "--set", "train.num_devices=1")
     resumed = losses(workdir)
     assert sorted(resumed) == list(range(1, STEPS + 1))
     for step, value in losses(root / "1x1").items():

@@ -89,24 +89,29 @@ def test_gru_layer_equals_gru_stack(num_layers, bidirectional, xs):
     tree = nnx.to_pure_dict(nnx.state(layer, nnx.Param))
     assert jax.tree.structure(tree) == jax.tree.structure(params_to_tree(stack))
     h0 = 0.2 * jnp.ones((num_layers * len(stack[0]), B, H), jnp.float32)
-    ys, h_n = layer(xs, seq_lengths=LENGTHS, initial_carry=h0)
-    ys_ref, h_ref = gru_stack(stack, xs, h0, seq_lengths=LENGTHS)
+    (ys, h_n), (ys_ref, h_ref) = nnx.jit(
+        lambda layer, stack, xs, h0: (
+            layer(xs, seq_lengths=LENGTHS, initial_carry=h0),
+            gru_stack(stack, xs, h0, seq_lengths=LENGTHS),
+        )
+    )(layer, stack, xs, h0)
     np.testing.assert_array_equal(ys, ys_ref)
     np.testing.assert_array_equal(h_n, h_ref)
 
 
 def test_dropout_follows_train_and_eval_modes(xs):
     layer = GRU(I, H, num_layers=2, dropout_rate=0.5, rngs=nnx.Rngs(0, dropout=1))
+    call = nnx.jit(lambda m, xs: m(xs))  # the module's mode and its dropout stream go along
     layer.eval()
-    det1, det2 = layer(xs), layer(xs)
+    det1, det2 = call(layer, xs), call(layer, xs)
     np.testing.assert_array_equal(det1, det2)
     layer.train()
-    a, b = layer(xs), layer(xs)  # the dropout stream advances: two different masks
+    a, b = call(layer, xs), call(layer, xs)  # the dropout stream advances: two different masks
     assert not np.allclose(a, b) and not np.allclose(a, det1)
-    np.testing.assert_array_equal(layer(xs, deterministic=True), det1)
+    np.testing.assert_array_equal(nnx.jit(lambda m, xs: m(xs, deterministic=True))(layer, xs), det1)
     # Same seed, same masks.
     again = GRU(I, H, num_layers=2, dropout_rate=0.5, rngs=nnx.Rngs(0, dropout=1))
-    np.testing.assert_array_equal(again(xs), a)
+    np.testing.assert_array_equal(call(again, xs), a)
 
 
 def test_split_merge_jit_and_vmap(xs):
@@ -171,7 +176,8 @@ def test_nnx_model_learns_parity():
     assert np.mean(losses[:10]) > 0.5
     assert np.mean(losses[-20:]) < TARGET_LOSS, losses[-20:]
     tokens, lengths, labels = parity_batch(jax.random.key(7), batch=512)
-    accuracy = jnp.mean(jnp.argmax(model(tokens, lengths), -1) == labels)
+    logits = nnx.jit(lambda model, tokens, lengths: model(tokens, lengths))(model, tokens, lengths)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
     assert accuracy > 0.98
 
 
@@ -182,11 +188,12 @@ def test_orbax_round_trip(tmp_path, xs):
     checkpointer.save(tmp_path / "ckpt", nnx.state(layer))
     checkpointer.wait_until_finished()
     fresh = GRU(I, H, num_layers=2, bidirectional=True, rngs=nnx.Rngs(1))
-    assert not np.allclose(fresh(xs), layer(xs))
+    call = nnx.jit(lambda m, xs: m(xs))
+    assert not np.allclose(call(fresh, xs), call(layer, xs))
     _, abstract = nnx.split(nnx.eval_shape(lambda: fresh))
     restored = checkpointer.restore(tmp_path / "ckpt", abstract)
     nnx.update(fresh, restored)
-    np.testing.assert_array_equal(fresh(xs), layer(xs))
+    np.testing.assert_array_equal(call(fresh, xs), call(layer, xs))
 
 
 def test_bad_inputs_get_the_core_errors(xs):

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_trees_close
+from helpers import Together, assert_trees_close
 from jax.test_util import check_grads
 from reference import np_gru, np_gru_stack
 
@@ -70,14 +70,15 @@ def segments(resets_row, length, reverse):
 def segment_rows(xs, h0, *, reverse):
     """Every segment of every row as its own row of a new batch, moved to start at step 0 and
     padded: ``(xs (S, T, I), h0 (S, H), lengths (S,), where)`` with ``where[s] = (b, a, c)``."""
+    xp = np if isinstance(xs, np.ndarray) else jnp  # NumPy arrays stay NumPy (no compiles)
     rows, starts, lengths, where = [], [], [], []
     for b in range(xs.shape[0]):
         for a, c, from_h0 in segments(RESETS[b], int(LENGTHS[b]), reverse):
-            rows.append(jnp.pad(xs[b, a:c], ((0, xs.shape[1] - (c - a)), (0, 0))))
-            starts.append(h0[b] if from_h0 else jnp.zeros((H,), xs.dtype))
+            rows.append(xp.pad(xs[b, a:c], ((0, xs.shape[1] - (c - a)), (0, 0))))
+            starts.append(h0[b] if from_h0 else xp.zeros((H,), xs.dtype))
             lengths.append(c - a)
             where.append((b, a, c))
-    return jnp.stack(rows), jnp.stack(starts), np.array(lengths), where
+    return xp.stack(rows), xp.stack(starts), np.array(lengths), where
 
 
 def by_segments(p, xs, h0, *, reverse):
@@ -105,22 +106,39 @@ def loss_of(fn, cy):
     return loss
 
 
+together = Together()  # the cases of a test, compiled as one program
+VARIANTS = [(False, False), (False, True), (True, False), (True, True)]  # (reverse, reset_after)
+
+
+@functools.cache
+def packed_and_segments(reverse):
+    """The packed call and the segments run alone: values and ``value_and_grad`` of both."""
+    fast = functools.partial(packed, reverse=reverse)
+    seg = functools.partial(by_segments, reverse=reverse)
+
+    def run(p, xs, h0, cy):
+        argnums = (0, 1, 2)
+        grads = [jax.value_and_grad(loss_of(f, cy), argnums)(p, xs, h0) for f in (fast, seg)]
+        return fast(p, xs, h0), seg(p, xs, h0), *grads
+
+    return run
+
+
+@together.cases("segments", VARIANTS)
+def _segment_calls(reverse, reset_after):
+    return {"out": (packed_and_segments(reverse), make(0, reset_after))}
+
+
 @pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 def test_packed_row_equals_its_segments(reset_after, reverse):
-    p, xs, h0, cy = make(0, reset_after)
+    p, xs, h0, _ = make(0, reset_after)
     ref = np_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, LENGTHS, reverse, reset_after, RESETS)
-    ys, h_last = packed(p, xs, h0, reverse=reverse)
+    (ys, h_last), alone, fast, slow = together("segments", reverse, reset_after)["out"]
     np.testing.assert_allclose(ys, ref[0], atol=TOL)
     np.testing.assert_allclose(h_last, ref[1], atol=TOL)
-    seg = functools.partial(by_segments, reverse=reverse)
-    assert_trees_close((ys, h_last), seg(p, xs, h0))
-    argnums = (0, 1, 2)
-    fast = jax.jit(
-        jax.value_and_grad(loss_of(functools.partial(packed, reverse=reverse), cy), argnums)
-    )
-    slow = jax.jit(jax.value_and_grad(loss_of(seg, cy), argnums))
-    assert_trees_close(fast(p, xs, h0), slow(p, xs, h0))
+    assert_trees_close((ys, h_last), alone)
+    assert_trees_close(fast, slow)
 
 
 def test_nan_in_padding_and_padding_resets_change_nothing():
@@ -132,11 +150,14 @@ def test_nan_in_padding_and_padding_resets_change_nothing():
     def run(xs, resets):
         return gru(p, xs, h0, seq_lengths=LENGTHS, resets=resets)
 
-    ys, h_last = run(xs, RESETS)
-    ys2, h2 = run(xs_nan, resets_pad)
+    @jax.jit
+    def both(xs, xs_nan):
+        g = jax.grad(lambda xs: jnp.sum(run(xs, resets_pad)[0] * cy))(xs_nan)
+        return run(xs, RESETS), run(xs_nan, resets_pad), g
+
+    (ys, h_last), (ys2, h2), g = both(xs, xs_nan)
     assert_trees_close((ys, h_last), (ys2, h2), tol=0)
     assert not np.asarray(ys)[~valid].any()
-    g = jax.grad(lambda xs: jnp.sum(run(xs, resets_pad)[0] * cy))(xs_nan)
     assert np.isfinite(np.asarray(g)).all() and not np.asarray(g)[~valid].any()
 
 
@@ -158,12 +179,8 @@ def plain_gru_resets(p, xs, h0, lengths, starts, reverse):
     return jnp.swapaxes(ys, 0, 1), h_last
 
 
-@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
-def test_every_plan_with_resets_matches_autodiff(reset_after):
-    """Chunks of 1, 3 and 4 steps put resets on chunk edges and on edge ± 1."""
-    p, xs, h0, cy = make(2, reset_after)
-    lengths = jnp.asarray(LENGTHS)
-    plans = [
+def _plans(reset_after):
+    return [
         Plan(reset_after),
         Plan(reset_after, fwd_chunk=3),
         Plan(reset_after, hoist=True),
@@ -172,8 +189,11 @@ def test_every_plan_with_resets_matches_autodiff(reset_after):
         Plan(reset_after, fwd_chunk=5, train_chunk=4, recompute=True, remat=True),
     ]
 
-    @jax.jit
-    def run(p, xs, h0):
+
+@functools.cache
+def _plans_vs_autodiff(reset_after):
+    def run(p, xs, h0, cy):
+        lengths = jnp.asarray(LENGTHS)
         out = []
         for reverse in (False, True):
             starts = segment_starts(jnp.asarray(RESETS), lengths, reverse=reverse, time_major=False)
@@ -181,7 +201,9 @@ def test_every_plan_with_resets_matches_autodiff(reset_after):
                 plain_gru_resets, lengths=lengths, starts=starts, reverse=reverse
             )
             want = jax.value_and_grad(loss_of(ref, cy), (0, 1, 2))(p, xs, h0)
-            for pl in plans:
+            for k, pl in enumerate(_plans(reset_after)):
+                if (k + reset_after) % 2 != reverse:
+                    continue
                 pl = pl._replace(reverse=reverse)
 
                 def fast(p, xs, h0, pl=pl, starts=starts):
@@ -190,7 +212,24 @@ def test_every_plan_with_resets_matches_autodiff(reset_after):
                 out.append((jax.value_and_grad(loss_of(fast, cy), (0, 1, 2))(p, xs, h0), want))
         return out
 
-    for got, want in run(p, xs, h0):
+    return run
+
+
+@together.cases("plans", [False, True])
+def _plan_calls(reset_after):
+    return {"out": (_plans_vs_autodiff(reset_after), make(2, reset_after))}
+
+
+@pytest.mark.parametrize("reset_after", [False, True], ids=["reset_before", "reset_after"])
+def test_every_plan_with_resets_matches_autodiff(reset_after):
+    """Chunks of 1, 3 and 4 steps put resets on chunk edges and on edge ± 1.
+
+    Every plan runs in both directions and in both variants: plan ``k`` runs forward in one
+    variant and in reverse in the other (the pairs of plan, direction and variant all occur,
+    in half the compiled code of every triple)."""
+    results = together("plans", reset_after)["out"]
+    assert len(results) == len(_plans(reset_after))
+    for got, want in results:
         assert_trees_close(got, want)
 
 
@@ -205,6 +244,7 @@ def test_check_grads_with_resets(remat):
     )
     lengths = jnp.array([7, 5])
 
+    @jax.jit
     def f(p, xs, h0):
         return gru(p, xs, h0, seq_lengths=lengths, resets=resets, remat=remat)
 
@@ -224,9 +264,9 @@ def test_resets_keep_the_plan_and_the_custom_jvp(monkeypatch):
 
     monkeypatch.setattr(gru_sequence, "scan_gru", spy)
     for resets in (None, RESETS):
-        for remat in (False, True):
-            gru(p, xs, h0, resets=resets, remat=remat)
-    assert seen[0] == seen[2] and seen[1] == seen[3]
+        for remat in (False, True):  # traced only: the plan is chosen while tracing
+            jax.eval_shape(lambda xs, r=resets, m=remat: gru(p, xs, h0, resets=r, remat=m), xs)
+    assert len(seen) == 4 and seen[0] == seen[2] and seen[1] == seen[3]
     monkeypatch.setattr(gru_sequence, "scan_gru", real)
     jaxpr = str(jax.make_jaxpr(lambda xs: gru(p, xs, h0, resets=RESETS))(xs))
     assert "custom_jvp_call" in jaxpr  # whose rule is the hand-written derivative
@@ -235,38 +275,58 @@ def test_resets_keep_the_plan_and_the_custom_jvp(monkeypatch):
 # ------------------------------------------------------------------------- time-major
 
 
+@functools.cache
+def _both_layouts(remat):
+    def run(p, xs, h0, cy):
+        cy_t = jnp.swapaxes(cy, 0, 1)
+
+        def batch_major(p, xs, h0):
+            ys, h = gru(p, xs, h0, seq_lengths=LENGTHS, resets=RESETS, remat=remat)
+            return jnp.sum(jnp.sin(ys) * cy) + jnp.sum(h**2)
+
+        def time_major(p, xs_t, h0):
+            ys, h = gru(
+                p, xs_t, h0, seq_lengths=LENGTHS, resets=RESETS.T, time_major=True, remat=remat
+            )
+            assert ys.shape == (T, B, H)
+            return jnp.sum(jnp.sin(ys) * cy_t) + jnp.sum(h**2)
+
+        return (
+            jax.value_and_grad(batch_major, (0, 1, 2))(p, xs, h0),
+            jax.value_and_grad(time_major, (0, 1, 2))(p, jnp.swapaxes(xs, 0, 1), h0),
+        )
+
+    return run
+
+
+@together.cases("layouts", [False, True])
+def _layout_calls(remat):
+    return {"out": (_both_layouts(remat), make(5, True))}
+
+
 @pytest.mark.parametrize("remat", [False, True], ids=["store", "remat"])
 def test_time_major_equals_batch_major(remat):
-    p, xs, h0, cy = make(5, True)
-    cy_t = jnp.swapaxes(cy, 0, 1)
-
-    def batch_major(p, xs, h0):
-        ys, h = gru(p, xs, h0, seq_lengths=LENGTHS, resets=RESETS, remat=remat)
-        return jnp.sum(jnp.sin(ys) * cy) + jnp.sum(h**2)
-
-    def time_major(p, xs_t, h0):
-        ys, h = gru(p, xs_t, h0, seq_lengths=LENGTHS, resets=RESETS.T, time_major=True, remat=remat)
-        assert ys.shape == (T, B, H)
-        return jnp.sum(jnp.sin(ys) * cy_t) + jnp.sum(h**2)
-
-    g1 = jax.jit(jax.value_and_grad(batch_major, (0, 1, 2)))(p, xs, h0)
-    v2, (gp, gx, gh) = jax.jit(jax.value_and_grad(time_major, (0, 1, 2)))(
-        p, jnp.swapaxes(xs, 0, 1), h0
-    )
+    g1, (v2, (gp, gx, gh)) = together("layouts", remat)["out"]
     assert_trees_close(g1, (v2, (gp, jnp.swapaxes(gx, 0, 1), gh)))
 
 
 def test_time_major_with_extra_batch_dims():
     p, xs, _, _ = make(6, False)
     xs4 = xs.reshape(2, 2, T, I)
-    ys, h = gru(p, xs4, seq_lengths=LENGTHS.reshape(2, 2), resets=RESETS.reshape(2, 2, T))
-    ys_t, h_t = gru(
-        p,
-        jnp.moveaxis(xs4, 2, 0),
-        seq_lengths=LENGTHS.reshape(2, 2),
-        resets=np.moveaxis(RESETS.reshape(2, 2, T), 2, 0),
-        time_major=True,
-    )
+
+    @jax.jit
+    def both(p, xs4):
+        lengths = LENGTHS.reshape(2, 2)
+        resets = RESETS.reshape(2, 2, T)
+        return gru(p, xs4, seq_lengths=lengths, resets=resets), gru(
+            p,
+            jnp.moveaxis(xs4, 2, 0),
+            seq_lengths=lengths,
+            resets=np.moveaxis(resets, 2, 0),
+            time_major=True,
+        )
+
+    (ys, h), (ys_t, h_t) = both(p, xs4)
     assert_trees_close((jnp.moveaxis(ys, 2, 0), h), (ys_t, h_t))
 
 
@@ -279,19 +339,26 @@ def test_bidirectional_stack_on_a_packed_row_equals_each_segment_alone():
     )
     stack = jax.tree.map(lambda a: a + 0.1, stack)
     _, xs, _, _ = make(7, False)
-    ys, h_n = gru_stack(stack, xs, seq_lengths=LENGTHS, resets=RESETS)
+    seg_xs, _, seg_lengths, where = segment_rows(np.asarray(xs), np.zeros((B, H)), reverse=False)
+
+    @jax.jit
+    def run(stack, xs, seg_xs):
+        return (
+            gru_stack(stack, xs, seq_lengths=LENGTHS, resets=RESETS),
+            gru_stack(stack, seg_xs, seq_lengths=seg_lengths)[0],
+            gru_stack(
+                stack, jnp.swapaxes(xs, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T, time_major=True
+            ),
+        )
+
+    (ys, h_n), seg_ys, (ys_t, h_t) = run(stack, xs, seg_xs)
     layers = [[(q.w_x, q.w_h, q.b_x, q.b_h, q.reset_after) for q in layer] for layer in stack]
     ref_ys, ref_h = np_gru_stack(layers, xs, None, LENGTHS, RESETS)
     np.testing.assert_allclose(ys, ref_ys, atol=TOL)
     np.testing.assert_allclose(h_n, ref_h, atol=TOL)
     # and each segment run alone through the stack (all segments as one batch)
-    seg_xs, _, seg_lengths, where = segment_rows(xs, jnp.zeros((B, H)), reverse=False)
-    seg_ys, _ = gru_stack(stack, seg_xs, seq_lengths=seg_lengths)
     for s, (b, a, c) in enumerate(where):
         np.testing.assert_allclose(ys[b, a:c], seg_ys[s, : c - a], atol=TOL)
-    ys_t, h_t = gru_stack(
-        stack, jnp.swapaxes(xs, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T, time_major=True
-    )
     assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), (ys, h_n))
 
 
@@ -301,13 +368,16 @@ def test_gru_stack_cell_steps_equal_gru_stack():
     )
     _, xs, _, _ = make(8, True)
     h0 = jnp.asarray(np.random.default_rng(8).standard_normal((3, B, H)) * 0.5)
-    ys, h_n = gru_stack(stack, xs, h0)
 
     def step(h, x):
         h = gru_stack_cell(stack, h, x)
         return h, h[-1]
 
-    h_last, ys_steps = jax.lax.scan(step, h0, jnp.swapaxes(xs, 0, 1))
+    @jax.jit
+    def both(xs, h0):
+        return gru_stack(stack, xs, h0), jax.lax.scan(step, h0, jnp.swapaxes(xs, 0, 1))
+
+    (ys, h_n), (h_last, ys_steps) = both(xs, h0)
     assert_trees_close((jnp.swapaxes(ys_steps, 0, 1), h_last), (ys, h_n))
 
 
@@ -339,8 +409,9 @@ def test_segment_helpers_find_the_segments():
     # The forward final state of each segment is ys at its end.
     p, _, _, _ = make(9, False)
     xs = jnp.asarray(np.random.default_rng(9).standard_normal((2, 8, I)))
-    ys, _ = gru(p, xs, seq_lengths=np.array([6, 8]), resets=resets)
-    alone, _ = gru(p, xs[0, 2:5])
+    (ys, _), (alone, _) = jax.jit(
+        lambda p, xs: (gru(p, xs, seq_lengths=np.array([6, 8]), resets=resets), gru(p, xs[0, 2:5]))
+    )(p, xs)
     np.testing.assert_allclose(ys[0][np.asarray(ends[0])][1], alone[-1], atol=TOL)
 
 
@@ -384,31 +455,45 @@ def test_flax_modules_take_resets_time_major_and_step():
 
     _, xs, _, _ = make(11, False)
     xs32 = xs.astype(jnp.float32)
-    lin = gru_jax.linen.GRU(H, num_layers=2, return_carry=True)
-    variables = lin.init(jax.random.key(0), xs32)
-    stack = gru_jax.linen.tree_to_params(variables["params"], reset_after=False)
-    want = gru_stack(stack, xs32, seq_lengths=LENGTHS, resets=RESETS)
-    got = lin.apply(variables, xs32, seq_lengths=LENGTHS, resets=RESETS)
-    assert_trees_close(got, want, tol=0)
-    lin_t = gru_jax.linen.GRU(H, num_layers=2, return_carry=True, time_major=True)
-    ys_t, h_t = lin_t.apply(
-        variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T
-    )
-    assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
     carry = jnp.ones((2, B, H)) * 0.1
-    step = lin.apply(variables, carry, xs32[:, 0], method=gru_jax.linen.GRU.step)
-    assert_trees_close(step, gru_stack_cell(stack, carry, xs32[:, 0]), tol=0)
+    lin = gru_jax.linen.GRU(H, num_layers=2, return_carry=True)
+    lin_t = gru_jax.linen.GRU(H, num_layers=2, return_carry=True, time_major=True)
+    variables = jax.jit(lin.init)(jax.random.key(0), xs32)
+
+    @jax.jit
+    def linen_run(variables, xs32, carry):
+        stack = gru_jax.linen.tree_to_params(variables["params"], reset_after=False)
+        return (
+            gru_stack(stack, xs32, seq_lengths=LENGTHS, resets=RESETS),
+            lin.apply(variables, xs32, seq_lengths=LENGTHS, resets=RESETS),
+            lin_t.apply(variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T),
+            lin.apply(variables, carry, xs32[:, 0], method=gru_jax.linen.GRU.step),
+            gru_stack_cell(stack, carry, xs32[:, 0]),
+        )
+
+    want, got, (ys_t, h_t), step, step_want = linen_run(variables, xs32, carry)
+    assert_trees_close(got, want, tol=0)
+    assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
+    assert_trees_close(step, step_want, tol=0)
 
     mod = gru_jax.nnx.GRU(I, H, num_layers=2, return_carry=True, rngs=nnx.Rngs(0))
-    want = gru_stack(mod.gru_params, xs32, seq_lengths=LENGTHS, resets=RESETS)
-    assert_trees_close(mod(xs32, seq_lengths=LENGTHS, resets=RESETS), want, tol=0)
-    assert_trees_close(
-        mod.step(carry, xs32[:, 0]), gru_stack_cell(mod.gru_params, carry, xs32[:, 0]), tol=0
-    )
     mod_t = gru_jax.nnx.GRU(
         I, H, num_layers=2, return_carry=True, time_major=True, rngs=nnx.Rngs(0)
     )
-    ys_t, h_t = mod_t(jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T)
+
+    @nnx.jit
+    def nnx_run(mod, mod_t, xs32, carry):
+        return (
+            gru_stack(mod.gru_params, xs32, seq_lengths=LENGTHS, resets=RESETS),
+            mod(xs32, seq_lengths=LENGTHS, resets=RESETS),
+            mod_t(jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T),
+            mod.step(carry, xs32[:, 0]),
+            gru_stack_cell(mod.gru_params, carry, xs32[:, 0]),
+        )
+
+    want, got, (ys_t, h_t), step, step_want = nnx_run(mod, mod_t, xs32, carry)
+    assert_trees_close(got, want, tol=0)
+    assert_trees_close(step, step_want, tol=0)
     assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
 
 
@@ -421,18 +506,31 @@ def test_flax_mingru_modules_take_resets_and_time_major():
     _, xs, _, _ = make(12, False)
     xs32 = xs.astype(jnp.float32)
     lin = gru_jax.linen.MinGRU(H, return_carry=True)
-    variables = lin.init(jax.random.key(0), xs32)
-    params = gru_jax.MinGRUParams(**variables["params"])
-    want = gru_jax.mingru(params, xs32, seq_lengths=LENGTHS, resets=RESETS)
-    assert_trees_close(lin.apply(variables, xs32, seq_lengths=LENGTHS, resets=RESETS), want, tol=0)
     lin_t = gru_jax.linen.MinGRU(H, return_carry=True, time_major=True)
-    ys_t, h_t = lin_t.apply(
-        variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T
-    )
+    variables = jax.jit(lin.init)(jax.random.key(0), xs32)
+
+    @jax.jit
+    def linen_run(variables, xs32):
+        params = gru_jax.MinGRUParams(**variables["params"])
+        return (
+            gru_jax.mingru(params, xs32, seq_lengths=LENGTHS, resets=RESETS),
+            lin.apply(variables, xs32, seq_lengths=LENGTHS, resets=RESETS),
+            lin_t.apply(variables, jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T),
+        )
+
+    want, got, (ys_t, h_t) = linen_run(variables, xs32)
+    assert_trees_close(got, want, tol=0)
     assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
     mod = gru_jax.nnx.MinGRU(I, H, return_carry=True, time_major=True, rngs=nnx.Rngs(0))
-    want = gru_jax.mingru(mod.mingru_params, xs32, seq_lengths=LENGTHS, resets=RESETS)
-    ys_t, h_t = mod(jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T)
+
+    @nnx.jit
+    def nnx_run(mod, xs32):
+        return (
+            gru_jax.mingru(mod.mingru_params, xs32, seq_lengths=LENGTHS, resets=RESETS),
+            mod(jnp.swapaxes(xs32, 0, 1), seq_lengths=LENGTHS, resets=RESETS.T),
+        )
+
+    want, (ys_t, h_t) = nnx_run(mod, xs32)
     assert_trees_close((jnp.swapaxes(ys_t, 0, 1), h_t), want, tol=1e-6)
 
 
@@ -444,19 +542,24 @@ def test_task_models_step_like_a_length_one_sequence():
     tokens = jnp.array([3, 5, 7])
     carry = jnp.full((2, 3, 6), 0.2)
     lm = CharLM(vocab_size=11, embed_dim=4, hidden_size=6, num_layers=2)
-    params = lm.init(jax.random.key(0), {"inputs": jnp.zeros((3, 4), jnp.int32)})
-    want_logits, want_carry = lm.apply(
-        params, tokens[:, None], carry, method=CharLM.logits_and_carry
-    )
-    logits, new_carry = lm.apply(params, tokens, carry, method=CharLM.next_logits)
-    assert_trees_close((logits, new_carry), (want_logits[:, 0], want_carry), tol=1e-6)
     s2s = Seq2Seq(vocab_size=11, embed_dim=4, hidden_size=6, num_layers=2)
     batch = {
         "source": jnp.ones((3, 5), jnp.int32),
         "source_lengths": jnp.array([5, 3, 1]),
         "decoder_inputs": jnp.ones((3, 4), jnp.int32),
     }
-    params = s2s.init(jax.random.key(1), batch)
-    want_logits, want_carry = s2s.apply(params, tokens[:, None], carry, method=Seq2Seq.decode)
-    logits, new_carry = s2s.apply(params, tokens, carry, method=Seq2Seq.next_logits)
-    assert_trees_close((logits, new_carry), (want_logits[:, 0], want_carry), tol=1e-6)
+
+    @jax.jit
+    def run(tokens, carry, batch):
+        lm_params = lm.init(jax.random.key(0), {"inputs": jnp.zeros((3, 4), jnp.int32)})
+        s2s_params = s2s.init(jax.random.key(1), batch)
+        return (
+            lm.apply(lm_params, tokens[:, None], carry, method=CharLM.logits_and_carry),
+            lm.apply(lm_params, tokens, carry, method=CharLM.next_logits),
+            s2s.apply(s2s_params, tokens[:, None], carry, method=Seq2Seq.decode),
+            s2s.apply(s2s_params, tokens, carry, method=Seq2Seq.next_logits),
+        )
+
+    lm_want, lm_got, s2s_want, s2s_got = run(tokens, carry, batch)
+    for (want_logits, want_carry), got in ((lm_want, lm_got), (s2s_want, s2s_got)):
+        assert_trees_close(got, (want_logits[:, 0], want_carry), tol=1e-6)

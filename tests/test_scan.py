@@ -49,11 +49,15 @@ def test_scan_equals_python_loop_of_cell(params, data):
     np.testing.assert_allclose(h_last, h, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-def test_check_grads_with_lengths_reverse_h0(params, data, reverse):
+def test_check_grads_with_lengths_reverse_h0(params, data):
+    """Forward and reverse mode against finite differences, forward in one variant and in
+    reverse in the other (the other pairs: the finite differences of test_reference_values.py
+    in reverse mode, and the tangents against autodiff of test_fast_paths.py)."""
     xs, h0 = data
     lengths = jnp.array([T, 2])
+    reverse = params.reset_after
 
+    @jax.jit
     def f(params, xs, h0):
         ys, h_last = gru(params, xs, h0, seq_lengths=lengths, reverse=reverse)
         return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(h_last**2)
@@ -79,7 +83,7 @@ def test_jit_vmap_grad_compose(params, data):
         ys, h_last = gru(params, xs, h0, seq_lengths=lengths)
         return jnp.sum(ys**2) + jnp.sum(h_last)
 
-    total = jax.grad(batched_loss)(params)
+    total = jax.jit(jax.grad(batched_loss))(params)
     summed = jax.tree.map(lambda g: g.sum(0), per_example)
     for a, b in zip(jax.tree.leaves(summed), jax.tree.leaves(total), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
@@ -87,11 +91,14 @@ def test_jit_vmap_grad_compose(params, data):
 
 def test_vmap_over_params_and_nested_batch(data):
     xs, _ = data
-    stacked = jax.vmap(lambda k: random_params(k, False))(jax.random.split(jax.random.key(3), 3))
-    ys, h = jax.vmap(gru, in_axes=(0, None))(stacked, xs)
-    assert ys.shape == (3, B, T, H) and h.shape == (3, B, H)
+    keys = jax.random.split(jax.random.key(3), 3)
+    stacked = jax.jit(jax.vmap(lambda k: random_params(k, False)))(keys)
     one = jax.tree.map(lambda a: a[1], stacked)
-    np.testing.assert_allclose(ys[1], gru(one, xs)[0], rtol=1e-12)
+    (ys, h), (ys_one, _) = jax.jit(
+        lambda s, o: (jax.vmap(gru, in_axes=(0, None))(s, xs), gru(o, xs))
+    )(stacked, one)
+    assert ys.shape == (3, B, T, H) and h.shape == (3, B, H)
+    np.testing.assert_allclose(ys[1], ys_one, rtol=1e-12)
 
 
 def test_second_call_does_not_recompile(params, data):
@@ -109,21 +116,35 @@ def test_second_call_does_not_recompile(params, data):
     assert f._cache_size() == 1
 
 
-@pytest.mark.parametrize("unroll", [2, True])
-def test_unroll_and_remat_change_nothing(params, data, unroll):
-    xs, h0 = data
+UNROLLS = (2, True)
+
+
+@functools.cache
+def _unroll_and_remat(reset_after):
+    """Values and gradients with every option below, for one variant: one compiled program."""
+    params = random_params(jax.random.key(0), reset_after)
+    kx, kh = jax.random.split(jax.random.key(1))  # the data fixture's
+    xs = jax.random.normal(kx, (B, T, I), jnp.float64)
+    h0 = 0.5 * jax.random.normal(kh, (B, H), jnp.float64)
     lengths = jnp.array([4, 1])
 
     def loss(params, **kw):
         ys, h = gru(params, xs, h0, seq_lengths=lengths, **kw)
         return jnp.sum(ys**3) + jnp.sum(h)
 
-    def value_and_grad(**kw):
-        return jax.jit(jax.value_and_grad(functools.partial(loss, **kw)))(params)
+    options = [{}]
+    for unroll in UNROLLS:
+        options += [{"unroll": unroll}, {"remat": True}, {"unroll": unroll, "remat": True}]
+    results = jax.jit(
+        lambda params: [jax.value_and_grad(functools.partial(loss, **kw))(params) for kw in options]
+    )(params)
+    return results[0], {u: results[1 + 3 * k : 4 + 3 * k] for k, u in enumerate(UNROLLS)}
 
-    base, g_base = value_and_grad()
-    for kw in ({"unroll": unroll}, {"remat": True}, {"unroll": unroll, "remat": True}):
-        value, g = value_and_grad(**kw)
+
+@pytest.mark.parametrize("unroll", UNROLLS)
+def test_unroll_and_remat_change_nothing(params, unroll):
+    (base, g_base), others = _unroll_and_remat(params.reset_after)
+    for value, g in others[unroll]:
         np.testing.assert_allclose(value, base, rtol=1e-12)
         for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_base), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
@@ -158,12 +179,15 @@ def test_empty_sequence_returns_h0(params):
     ],
 )
 def test_dtypes_follow_promotion(xs_dtype, p_dtype, h0_dtype, out_dtype):
-    p = init_gru(jax.random.key(0), I, H, dtype=p_dtype)
-    xs = jnp.ones((B, T, I), xs_dtype)
-    h0 = None if h0_dtype is None else jnp.zeros((B, H), h0_dtype)
-    ys, h = gru(p, xs, h0)
+    # Dtypes are decided while tracing: abstract evaluation shows them (nothing compiles).
+    p = jax.eval_shape(lambda key: init_gru(key, I, H, dtype=p_dtype), jax.random.key(0))
+    xs = jax.ShapeDtypeStruct((B, T, I), xs_dtype)
+    h0 = None if h0_dtype is None else jax.ShapeDtypeStruct((B, H), h0_dtype)
+    ys, h = jax.eval_shape(lambda p, xs, h0: gru(p, xs, h0), p, xs, h0)
     assert ys.dtype == out_dtype and h.dtype == out_dtype
-    assert gru_cell(p, jnp.zeros((B, H), xs_dtype), xs[:, 0]).dtype == out_dtype
+    h_cell = jax.ShapeDtypeStruct((B, H), xs_dtype)
+    x_cell = jax.ShapeDtypeStruct((B, I), xs_dtype)
+    assert jax.eval_shape(gru_cell, p, h_cell, x_cell).dtype == out_dtype
 
 
 def test_bfloat16_is_close_to_float32():
@@ -177,8 +201,13 @@ def test_bfloat16_is_close_to_float32():
 
 # ----------------------------------------------------------------------------- bad inputs
 
-P32 = init_gru(jax.random.key(0), I, H)
-XS = jnp.zeros((B, T, I), jnp.float32)
+XS = np.zeros((B, T, I), np.float32)
+
+
+@functools.cache
+def good_params():
+    """Drawn on first use, not when the module is collected."""
+    return init_gru(jax.random.key(0), I, H)
 
 
 @pytest.mark.parametrize(
@@ -250,7 +279,7 @@ XS = jnp.zeros((B, T, I), jnp.float32)
     ],
 )
 def test_bad_inputs_raise_at_trace_time(kwargs, error, match):
-    args = {"params": P32, "xs": XS} | kwargs
+    args = {"params": good_params(), "xs": XS} | kwargs
     params, xs = args.pop("params"), args.pop("xs")
     h0 = args.pop("h0", None)
     with pytest.raises(error, match=match):

@@ -64,7 +64,7 @@ assert "flax" not in sys.modules and "gru_jax" not in sys.modules, "imported the
     model, params, step = load_checkpoint(load_config("configs/adding.yaml", SETS), workdir)
     assert step == 4
     for name, x in inputs.items():
-        want = model.apply(params, {"inputs": jnp.asarray(x)})
+        want = jax.jit(model.apply)(params, {"inputs": jnp.asarray(x)})
         np.testing.assert_allclose(outputs[name], want, rtol=1e-6, atol=1e-6)
 
 
@@ -98,12 +98,14 @@ def test_every_task_signature_exports(name: str):
     assert task.serve is not None
     model = task.make_model(config.model, config.data)
     batch = task.make_source(config.data, 0).batch(jax.random.key(1), 3)
-    params = model.init(jax.random.key(0), batch)
+    params = jax.jit(model.init)(jax.random.key(0), batch)
     signature = task.serve(model, params, config.data)
     exported, names = export_signature(signature)
     # (the tests run with x64 enabled: the sources' floats are float64 here, float32 in a run)
     args = [batch[input_name].astype(dtype) for input_name, _, dtype in signature.inputs]
-    for got, want in zip(exported.call(*args), signature.fn(*args), strict=True):
+    # the artifact and the function, at a concrete size, compiled as one program
+    results = jax.jit(lambda *a: (exported.call(*a), signature.fn(*a)))(*args)
+    for got, want in zip(*results, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert "b" in names
 
@@ -153,14 +155,16 @@ def test_streaming_chunks_equal_the_whole_sequence(exported, tmp_path):
     carry, resets = jnp.zeros((1, 3, 8), jnp.float32), jnp.zeros((3, 37), bool)
     for start, stop in [(0, 1), (1, 14), (14, 37)]:
         carry, sums = step(carry, xs[:, start:stop], resets[:, start:stop])
-    whole = model.apply(params, {"inputs": xs})
+    whole = jax.jit(model.apply)(params, {"inputs": xs})
     np.testing.assert_allclose(sums, whole, rtol=1e-5, atol=1e-6)
     # a reset at step 20 of the last chunk: the prediction of steps 20-36 alone
     resets = resets.at[:, 20].set(True)
     carry = jnp.zeros((1, 3, 8), jnp.float32)
     for start, stop in [(0, 14), (14, 37)]:
         carry, sums = step(carry, xs[:, start:stop], resets[:, start:stop])
-    np.testing.assert_allclose(sums, model.apply(params, {"inputs": xs[:, 20:]}), atol=1e-6)
+    np.testing.assert_allclose(
+        sums, jax.jit(model.apply)(params, {"inputs": xs[:, 20:]}), atol=1e-6
+    )
 
 
 def test_streaming_per_step_outputs_equal_the_whole_sequence():
@@ -171,7 +175,7 @@ def test_streaming_per_step_outputs_equal_the_whole_sequence():
     task = get_task("copy")
     model = task.make_model(config.model, config.data)
     batch = task.make_source(config.data, 0).batch(jax.random.key(1), 2)
-    params = model.init(jax.random.key(0), batch)
+    params = jax.jit(model.init)(jax.random.key(0), batch)
     assert task.stream is not None
     exported, _ = export_signature(task.stream(model, params, config.data))
     tokens = batch["inputs"].astype(jnp.int32)
@@ -180,7 +184,7 @@ def test_streaming_per_step_outputs_equal_the_whole_sequence():
     for start, stop in [(0, 5), (5, 6), (6, tokens.shape[1])]:
         carry, logits = exported.call(carry, tokens[:, start:stop], resets[:, start:stop])
         pieces.append(logits)
-    whole = model.apply(params, {"inputs": tokens})
+    whole = jax.jit(model.apply)(params, {"inputs": tokens})
     np.testing.assert_allclose(jnp.concatenate(pieces, axis=1), whole, rtol=1e-5, atol=1e-6)
 
 

@@ -3,6 +3,8 @@
 Values of deeper stacks against the NumPy reference are in test_reference_values.py.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,7 +42,8 @@ def test_init_structure(num_layers, bidirectional):
 def test_shapes(bidirectional, batch):
     params = init_gru_stack(jax.random.key(0), I, H, 2, bidirectional=bidirectional)
     d = 2 if bidirectional else 1
-    ys, h_n = gru_stack(params, jnp.ones((*batch, T, I)))
+    # Shapes are decided while tracing: abstract evaluation shows them (nothing compiles).
+    ys, h_n = jax.eval_shape(gru_stack, params, jnp.ones((*batch, T, I)))
     assert ys.shape == (*batch, T, d * H)
     assert h_n.shape == (2 * d, *batch, H)
 
@@ -49,16 +52,20 @@ def test_bidirectional_is_forward_plus_reversed_run(xs):
     params = init_gru_stack(jax.random.key(0), I, H, 2, bidirectional=True, dtype=jnp.float64)
     lengths = jnp.array([T, 4, 1])
     h0 = jax.random.normal(jax.random.key(2), (4, B, H), jnp.float64)
-    ys, h_n = gru_stack(params, xs, h0, seq_lengths=lengths)
 
-    inputs, finals = xs, []
-    for layer in range(2):
-        y_f, h_f = gru(params[layer][0], inputs, h0[2 * layer], seq_lengths=lengths)
-        y_b, h_b = gru(
-            params[layer][1], inputs, h0[2 * layer + 1], seq_lengths=lengths, reverse=True
-        )
-        inputs = jnp.concatenate([y_f, y_b], axis=-1)
-        finals += [h_f, h_b]
+    @jax.jit
+    def run(params, xs, h0):
+        inputs, finals = xs, []
+        for layer in range(2):
+            y_f, h_f = gru(params[layer][0], inputs, h0[2 * layer], seq_lengths=lengths)
+            y_b, h_b = gru(
+                params[layer][1], inputs, h0[2 * layer + 1], seq_lengths=lengths, reverse=True
+            )
+            inputs = jnp.concatenate([y_f, y_b], axis=-1)
+            finals += [h_f, h_b]
+        return gru_stack(params, xs, h0, seq_lengths=lengths), inputs, finals
+
+    (ys, h_n), inputs, finals = run(params, xs, h0)
     np.testing.assert_allclose(ys, inputs, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(h_n, jnp.stack(finals), rtol=1e-12, atol=1e-12)
     # Forward features first: the last layer's forward final state is its output at length-1;
@@ -70,27 +77,39 @@ def test_bidirectional_is_forward_plus_reversed_run(xs):
 
 def test_dropout_between_layers_only(xs):
     params = init_gru_stack(jax.random.key(0), I, H, 2, dtype=jnp.float64)
-    det, _ = gru_stack(params, xs, dropout_rate=0.5)
-    # Deterministic: the key and rate are ignored.
-    det2, _ = gru_stack(params, xs, dropout_rate=0.5, key=jax.random.key(9))
-    np.testing.assert_array_equal(det, det2)
-    a, _ = gru_stack(params, xs, dropout_rate=0.5, deterministic=False, key=jax.random.key(1))
-    b, _ = gru_stack(params, xs, dropout_rate=0.5, deterministic=False, key=jax.random.key(1))
-    c, _ = gru_stack(params, xs, dropout_rate=0.5, deterministic=False, key=jax.random.key(2))
-    np.testing.assert_array_equal(a, b)
-    assert not np.allclose(a, det) and not np.allclose(a, c)
-    # Equal to running layer 1 on the dropped-out outputs of layer 0 (no dropout after the last).
-    y0, _ = gru(params[0][0], xs)
-    key0 = jax.random.split(jax.random.key(1), 2)[0]
-    keep = jax.random.bernoulli(key0, 0.5, y0.shape)
-    y1, _ = gru(params[1][0], jnp.where(keep, y0 / 0.5, 0.0))
-    np.testing.assert_allclose(a, y1, rtol=1e-12)
-    # A single layer has nowhere to put dropout.
     one = init_gru_stack(jax.random.key(0), I, H, 1, dtype=jnp.float64)
-    np.testing.assert_array_equal(
-        gru_stack(one, xs, dropout_rate=0.5, deterministic=False, key=jax.random.key(1))[0],
-        gru_stack(one, xs)[0],
-    )
+
+    @jax.jit  # every call of the test, compiled once
+    def run(params, one, xs):
+        def dropped(params, seed):
+            return gru_stack(
+                params, xs, dropout_rate=0.5, deterministic=False, key=jax.random.key(seed)
+            )[0]
+
+        y0, _ = gru(params[0][0], xs)
+        key0 = jax.random.split(jax.random.key(1), 2)[0]
+        keep = jax.random.bernoulli(key0, 0.5, y0.shape)
+        return {
+            "det": gru_stack(params, xs, dropout_rate=0.5)[0],
+            "det2": gru_stack(params, xs, dropout_rate=0.5, key=jax.random.key(9))[0],
+            "a": dropped(params, 1),
+            "b": dropped(params, 1),
+            "c": dropped(params, 2),
+            "y1": gru(params[1][0], jnp.where(keep, y0 / 0.5, 0.0))[0],
+            "one dropped": dropped(one, 1),
+            "one": gru_stack(one, xs)[0],
+        }
+
+    out = run(params, one, xs)
+    # Deterministic: the key and rate are ignored.
+    np.testing.assert_array_equal(out["det"], out["det2"])
+    a = out["a"]
+    np.testing.assert_array_equal(a, out["b"])
+    assert not np.allclose(a, out["det"]) and not np.allclose(a, out["c"])
+    # Equal to running layer 1 on the dropped-out outputs of layer 0 (no dropout after the last).
+    np.testing.assert_allclose(a, out["y1"], rtol=1e-12)
+    # A single layer has nowhere to put dropout.
+    np.testing.assert_array_equal(out["one dropped"], out["one"])
 
 
 def test_stack_under_jit_and_grad(xs):
@@ -113,8 +132,13 @@ def test_stack_under_jit_and_grad(xs):
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
 
-STACK = init_gru_stack(jax.random.key(0), I, H, 2, bidirectional=True)
-XS = jnp.zeros((B, T, I), jnp.float32)
+XS = np.zeros((B, T, I), np.float32)
+
+
+@functools.cache
+def good_stack():
+    """Drawn on first use, not when the module is collected."""
+    return init_gru_stack(jax.random.key(0), I, H, 2, bidirectional=True)
 
 
 @pytest.mark.parametrize(
@@ -168,7 +192,7 @@ def test_bad_inputs(kwargs, error, match):
     args = {"xs": XS} | kwargs
     xs, h0 = args.pop("xs"), args.pop("h0", None)
     with pytest.raises(error, match=match):
-        gru_stack(STACK, xs, h0, **args)
+        gru_stack(good_stack(), xs, h0, **args)
 
 
 def test_bad_stack_params():
@@ -181,17 +205,17 @@ def test_bad_stack_params():
         ValueError,
         match=r"every layer must have 2 direction\(s\), as layer 0 has; params\[1\] has 1",
     ):
-        gru_stack((STACK[0], one_dir[1]), XS)
+        gru_stack((good_stack()[0], one_dir[1]), XS)
     with pytest.raises(
         ValueError,
         match=r"params\[1\]\[0\] must map 8 inputs to 4 hidden features; got input_size=4",
     ):
-        gru_stack((STACK[0], (one_dir[1][0], one_dir[1][0])), XS)
+        gru_stack((good_stack()[0], (one_dir[1][0], one_dir[1][0])), XS)
     wrong_h = init_gru(jax.random.key(0), 2 * H, H + 1)
     with pytest.raises(
         ValueError,
         match=r"params\[1\]\[1\] must map 8 inputs to 4 hidden features; got input_size=8, hidden_size=5",
     ):
-        gru_stack((STACK[0], (STACK[1][0], wrong_h)), XS)
+        gru_stack((good_stack()[0], (good_stack()[1][0], wrong_h)), XS)
     with pytest.raises(ValueError, match="num_layers must be a positive int; got 0"):
         init_gru_stack(jax.random.key(0), I, H, 0)

@@ -1,12 +1,12 @@
 """The charlm and seq2seq tasks: generators, baselines, decoding, and a smoke run of each config."""
 
 import collections
+import contextlib
 import functools
+import io
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gru_jax.cli import main as cli_main
 from gru_jax.tasks import TASK_NAMES, Splits, charlm, get_task, seq2seq
 from gru_jax.tasks.charlm import VOCAB, CharLM, CharLMData
 from gru_jax.tasks.seq2seq import BOS, EOS, PAD, Seq2Seq, Seq2SeqData
@@ -156,10 +157,15 @@ def test_monotone_baseline():
     assert seq2seq.monotone_baseline(3, 2, 2) == pytest.approx(1 / 3)  # 3 of the 9 words
     assert seq2seq.monotone_baseline(4, 1, 3) == pytest.approx((1 + 1 / 4 + 1 / 4) / 3)
     data = Seq2SeqData(num_symbols=3, min_len=1, max_len=5)
-    batch = seq2seq.TASK.make_source(data, 0).batch(jax.random.key(0), 20_000)
-    accuracy = float(
-        jnp.mean(seq2seq.sequence_correct(seq2seq.monotone_translation(batch, 3), batch["targets"]))
-    )
+    source = seq2seq.TASK.make_source(data, 0)
+
+    @jax.jit
+    def monotone_accuracy(key):
+        batch = source.batch(key, 20_000)
+        translated = seq2seq.monotone_translation(batch, 3)
+        return jnp.mean(seq2seq.sequence_correct(translated, batch["targets"]))
+
+    accuracy = float(monotone_accuracy(jax.random.key(0)))
     expected = seq2seq.TASK.baseline(Splits(data, None, None))
     assert expected == pytest.approx((1 + 1 / 3 + 1 / 3 + 1 / 9 + 1 / 9) / 5)
     assert accuracy == pytest.approx(expected, abs=4 * math.sqrt(expected / 20_000))
@@ -169,26 +175,36 @@ def test_greedy_decoding_matches_the_teacher_forced_decoder():
     data = Seq2SeqData(num_symbols=4, min_len=1, max_len=4)
     model = Seq2Seq(vocab_size=7, embed_dim=4, hidden_size=8, num_layers=2)
     batch = seq2seq.TASK.make_source(data, 0).batch(jax.random.key(0), 6)
-    params = jax.jit(model.init)(jax.random.key(1), batch)
-    decoded = jax.jit(seq2seq.greedy_decode, static_argnums=(0, 4))(
-        model, params, batch["source"], batch["source_lengths"], 5
-    )
+
+    @jax.jit  # the whole test, compiled as one program
+    def decode_and_force(batch):
+        params = model.init(jax.random.key(1), batch)
+        decoded = seq2seq.greedy_decode(model, params, batch["source"], batch["source_lengths"], 5)
+        # The decoder is causal: teacher-forcing BOS + the greedy tokens gives every step's
+        # logits, whose argmax must be the token greedy decoding chose there.
+        bos = jnp.full((6, 1), BOS, jnp.int32)
+        forced = dict(batch, decoder_inputs=jnp.concatenate([bos, decoded[:, :-1]], axis=1))
+        return decoded, model.apply(params, forced)
+
+    decoded, logits = decode_and_force(batch)
     assert decoded.shape == (6, 5) and decoded.dtype == jnp.int32
-    # The decoder is causal: teacher-forcing BOS + the greedy tokens gives every step's logits,
-    # whose argmax must be the token greedy decoding chose there.
-    bos = jnp.full((6, 1), BOS, jnp.int32)
-    forced = dict(batch, decoder_inputs=jnp.concatenate([bos, decoded[:, :-1]], axis=1))
-    logits = jax.jit(model.apply)(params, forced)
     np.testing.assert_array_equal(jnp.argmax(logits, axis=-1), decoded)
 
 
 def test_seq2seq_loss_is_masked():
-    batch = seq2seq.TASK.make_source(Seq2SeqData(max_len=5), 0).batch(jax.random.key(0), 4)
-    logits = jax.nn.one_hot(batch["targets"], 19) * 50.0  # right everywhere: loss ≈ 0
-    assert float(seq2seq.TASK.loss(logits, batch)) < 1e-6
-    garbage = jnp.where((batch["targets"] == PAD)[..., None], -logits, logits)
-    assert float(seq2seq.TASK.loss(garbage, batch)) < 1e-6  # PAD positions do not count
-    assert float(seq2seq.TASK.loss(jnp.zeros_like(logits), batch)) == pytest.approx(math.log(19))
+    source = seq2seq.TASK.make_source(Seq2SeqData(max_len=5), 0)
+
+    @jax.jit
+    def losses(key):
+        batch = source.batch(key, 4)
+        logits = jax.nn.one_hot(batch["targets"], 19) * 50.0  # right everywhere: loss ≈ 0
+        garbage = jnp.where((batch["targets"] == PAD)[..., None], -logits, logits)
+        return [seq2seq.TASK.loss(x, batch) for x in (logits, garbage, jnp.zeros_like(logits))]
+
+    right, garbage, uniform = losses(jax.random.key(0))
+    assert float(right) < 1e-6
+    assert float(garbage) < 1e-6  # PAD positions do not count
+    assert float(uniform) == pytest.approx(math.log(19))
 
 
 # --- the configs through the real CLI --------------------------------------------------------
@@ -203,28 +219,18 @@ RUNS = {
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
-    """Both configs trained for 3 steps by the real CLI, as two processes running side by side."""
-    processes = {}
+    """Both configs trained for 3 steps through the CLI's ``main`` (the function the installed
+    ``gru-jax`` command calls; a real process is tested in test_train.py)."""
+    workdirs = {}
     for name, extra in RUNS.items():
         workdir = tmp_path_factory.mktemp(name)
         sets = [arg for item in SMOKE + extra for arg in ("--set", item)]
-        command = [sys.executable, "-m", "gru_jax.cli", "train", f"configs/{name}.yaml"]
-        processes[name] = (
-            workdir,
-            subprocess.Popen(
-                [*command, "--workdir", str(workdir), *sets],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ),
-        )
-    results = {
-        name: (workdir, *p.communicate(timeout=300)) for name, (workdir, p) in processes.items()
-    }
-    for name, (_, p) in processes.items():
-        assert p.returncode == 0, results[name][2]
-    return {name: workdir for name, (workdir, _, _) in results.items()}
+        with contextlib.redirect_stdout(io.StringIO()):
+            config = str(ROOT / "configs" / f"{name}.yaml")
+            code = cli_main(["train", config, "--workdir", str(workdir), *sets])
+        assert code == 0, name
+        workdirs[name] = workdir
+    return workdirs
 
 
 def _summary(workdir: Path) -> dict:

@@ -1,5 +1,7 @@
 """Training: task generators and baselines, configs and their errors, the CLI, resume, devices."""
 
+import contextlib
+import io
 import json
 import math
 import random
@@ -226,10 +228,29 @@ TINY_TRAIN = [
 ]
 
 
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """``run(name) -> (exit code, stdout, workdir)``: the smoke run of a config through the CLI's
+    ``main``, made once (the adding run is also ``tiny_run``'s)."""
+    runs = {}
+
+    def run(name):
+        if name not in runs:
+            workdir = tmp_path_factory.mktemp(name) / "run"
+            sets = [arg for kv in SMOKE[name] + TINY_TRAIN for arg in ("--set", kv)]
+            argv = ["train", str(CONFIGS / f"{name}.yaml"), "--workdir", str(workdir), *sets]
+            with contextlib.redirect_stdout(io.StringIO()) as out:
+                code = cli_main(argv)
+            runs[name] = (code, out.getvalue(), workdir)
+        return runs[name]
+
+    return run
+
+
 @pytest.mark.parametrize("name", sorted(SMOKE))
-def test_smoke_run_of_every_config_through_the_cli(name, tmp_path, capsys):
+def test_smoke_run_of_every_config_through_the_cli(name, smoke_runs, capsys):
+    code, out, tmp_path = smoke_runs(name)
     sets = [arg for kv in SMOKE[name] + TINY_TRAIN for arg in ("--set", kv)]
-    code, out, _ = run_cli(capsys, "train", CONFIGS / f"{name}.yaml", "--workdir", tmp_path, *sets)
     assert code == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert json.loads(out.splitlines()[0]) == summary
@@ -322,12 +343,12 @@ def test_stopped_and_resumed_run_equals_straight_run(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A finished tiny adding run: (config, workdir)."""
-    config = load_config(CONFIGS / "adding.yaml", SMOKE["adding"] + TINY_TRAIN)
-    workdir = tmp_path_factory.mktemp("tiny") / "run"
-    train_and_evaluate(config, workdir)
-    return config, workdir
+def tiny_run(smoke_runs):
+    """A finished tiny adding run (the adding smoke run): (config, workdir). Tests copy it
+    before they change anything in it."""
+    code, _, workdir = smoke_runs("adding")
+    assert code == 0
+    return load_config(CONFIGS / "adding.yaml", SMOKE["adding"] + TINY_TRAIN), workdir
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -399,14 +420,17 @@ def test_resume_and_eval_refuse_another_config_by_name(tmp_path, tiny_run, capsy
 
 # ------------------------------------------------------------------------------ preemption
 
+# Long enough that a signal sent after 100 logged steps arrives well before the end (a step
+# takes about a millisecond), and no periodic checkpoint comes before LONG_CHECKPOINT.
+LONG_STEPS, LONG_CHECKPOINT = 1200, 1000
 LONG = [
     *SMOKE["adding"],
-    "train.steps=3000",
+    f"train.steps={LONG_STEPS}",
     "train.batch_size=8",
     "train.log_every=1",
     "train.eval_every=10000",
     "train.eval_batches=1",
-    "train.checkpoint_every=2500",
+    f"train.checkpoint_every={LONG_CHECKPOINT}",
 ]
 
 
@@ -457,7 +481,7 @@ def straight_long(tmp_path_factory):
 
 def _assert_same_run(workdir: Path, straight: Path) -> None:
     """Bit-identical final parameters and logged losses."""
-    a, b = _final_params(straight, 3000), _final_params(workdir, 3000)
+    a, b = _final_params(straight, LONG_STEPS), _final_params(workdir, LONG_STEPS)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
     assert _loss_rows(workdir) == _loss_rows(straight)
@@ -472,7 +496,7 @@ def test_signal_checkpoints_the_current_step_and_resume_is_bit_identical(
     assert code == 128 + signum, err
     (line,) = err.strip().splitlines()
     step = int(re.search(r"stopped by SIG\w+ after step (\d+) \(checkpointed\)", line).group(1))
-    assert 100 <= step < 2500  # not a multiple of train.checkpoint_every
+    assert 100 <= step < LONG_CHECKPOINT  # not a multiple of train.checkpoint_every
     checkpoints = [int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir()]
     assert checkpoints == [step]
     command = f"gru-jax train {CONFIGS / 'adding.yaml'} --workdir {tmp_path / 'run'} "
@@ -487,7 +511,7 @@ def test_signal_checkpoints_the_current_step_and_resume_is_bit_identical(
 @pytest.mark.slow
 def test_sigkill_at_a_random_step_then_resume_equals_straight_run(tmp_path, straight_long):
     often = ("--set", "train.checkpoint_every=250")
-    kill_at = random.Random(1234).randint(600, 2400)
+    kill_at = random.Random(1234).randint(300, LONG_STEPS - 100)
     code, _, _ = _signal_after(
         _start(tmp_path / "killed", *often), tmp_path / "killed", kill_at, signal.SIGKILL
     )
@@ -495,7 +519,7 @@ def test_sigkill_at_a_random_step_then_resume_equals_straight_run(tmp_path, stra
     saved = sorted(
         int(p.name) for p in (tmp_path / "killed" / "checkpoints").iterdir() if p.name.isdigit()
     )
-    assert saved and saved[-1] < 3000 and all(s % 250 == 0 for s in saved)
+    assert saved and saved[-1] < LONG_STEPS and all(s % 250 == 0 for s in saved)
     resumed = _start(tmp_path / "killed", "--resume", *often)
     assert resumed.wait(timeout=240) == 0, resumed.communicate()[1]
     resumed.communicate()
@@ -509,10 +533,11 @@ def test_skip_nonfinite_leaves_the_state_unchanged():
     finite, bad = {"w": jnp.full(3, 0.5)}, {"w": jnp.array([1.0, jnp.nan, jnp.inf])}
     plain_opt, _ = make_optimizer(TrainConfig(warmup_steps=0))
     opt, _ = make_optimizer(TrainConfig(warmup_steps=0, skip_nonfinite=2))
-    state = opt.init(params)
-    updates, state = opt.update(bad, state, params)
+    state = jax.jit(opt.init)(params)
+    update = jax.jit(opt.update)
+    updates, state = update(bad, state, params)
     assert np.array_equal(updates["w"], np.zeros(3)) and int(state.notfinite_count) == 1
-    updates, state = opt.update(finite, state, params)
-    want, _ = plain_opt.update(finite, plain_opt.init(params), params)
+    updates, state = update(finite, state, params)
+    want, _ = jax.jit(plain_opt.update)(finite, jax.jit(plain_opt.init)(params), params)
     np.testing.assert_array_equal(updates["w"], want["w"])
     assert int(state.notfinite_count) == 0 and int(state.total_notfinite) == 1

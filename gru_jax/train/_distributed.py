@@ -277,7 +277,9 @@ def check_devices(train: TrainConfig, mesh: Mesh) -> None:
 # ----------------------------------------------------------------------------- the supervisor
 
 _GLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [^\]]*\] ")
-_NOISE = re.compile(r"\[Gloo\]|is connected to \d+ peer ranks")
+# gloo's connection notes; a note's second half can arrive on a line of its own when the
+# runtime's threads write at once ("Expected number of connected peer ranks is : 3").
+_NOISE = re.compile(r"\[Gloo\]|is connected to \d+ peer ranks|number of connected peer ranks")
 _STATUS = re.compile(r"absl::Status: ([A-Z_]+): (.*)")
 _RPC = re.compile(r"RPC: /[\w.]+/(\w+)")
 
