@@ -165,7 +165,7 @@ def _plans_vs_autodiff(reset_after):
             pl = pl._replace(reverse=reverse)
 
             def f(p, xs, h0, pl=pl, ln=ln):
-                return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, ln, plan=pl)
+                return scan_gru((p.w_x, p.w_h, p.b_x, p.b_h), xs, h0, ln, plan=pl)
 
             got.append(
                 (
@@ -258,7 +258,7 @@ def test_second_order_works():
     store = Plan(True, fwd_chunk=2)
 
     def stored(p, xs, h0):
-        return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, plan=store)
+        return scan_gru((p.w_x, p.w_h, p.b_x, p.b_h), xs, h0, plan=store)
 
     got, got_store, want = jax.jit(
         lambda: (hvp(loss_fn(gru, cy)), hvp(loss_fn(stored, cy)), hvp(loss_fn(plain_gru, cy)))
@@ -274,7 +274,7 @@ def _partial_gradients(reset_after):
 
         def with_plan(pl):
             def f(p, xs, h0):
-                return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, lengths, plan=pl)
+                return scan_gru((p.w_x, p.w_h, p.b_x, p.b_h), xs, h0, lengths, plan=pl)
 
             return loss_fn(f, cy)
 
@@ -368,7 +368,7 @@ def _bf16_grads(reset_after, store):
     pl = Plan(reset_after, fwd_chunk=4) if store else Plan(reset_after, train_chunk=4, remat=True)
 
     def f(p, xs, h0):
-        return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, plan=pl)
+        return scan_gru((p.w_x, p.w_h, p.b_x, p.b_h), xs, h0, plan=pl)
 
     def run(p, xs, h0, cy):
         p16, xs16, h016 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), (p, xs, h0))

@@ -207,7 +207,7 @@ def _plans_vs_autodiff(reset_after):
                 pl = pl._replace(reverse=reverse)
 
                 def fast(p, xs, h0, pl=pl, starts=starts):
-                    return scan_gru(p.w_x, p.w_h, p.b_x, p.b_h, xs, h0, lengths, starts, plan=pl)
+                    return scan_gru((p.w_x, p.w_h, p.b_x, p.b_h), xs, h0, lengths, starts, plan=pl)
 
                 out.append((jax.value_and_grad(loss_of(fast, cy), (0, 1, 2))(p, xs, h0), want))
         return out

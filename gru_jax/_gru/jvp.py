@@ -50,6 +50,7 @@ from jax.custom_derivatives import SymbolicZero
 
 from gru_jax._base.typing import Array
 from gru_jax._gru.forward import (
+    Weights,
     forward,
     forward_chunked,
     gates_at_once,
@@ -304,10 +305,7 @@ def _jvp_recompute(
 
 
 def scan_gru(
-    w_x: Array,
-    w_h: Array,
-    b_x: Array,
-    b_h: Array,
+    weights: Weights,
     xs: Array,
     h0: Array,
     lengths: Array | None = None,
@@ -315,7 +313,7 @@ def scan_gru(
     *,
     plan: Plan,
 ) -> tuple[Array, Array]:
-    """Run the GRU over ``xs (N, T, I)`` (``(T, N, I)`` if ``plan.time_major``); returns
-    ``(ys, h_last (N, H))`` with ``ys`` in the layout of ``xs``. ``starts (T, N, 1)`` bool: the
-    state before a marked step is zeros."""
-    return _scan_gru(w_x, w_h, b_x, b_h, xs, h0, lengths, starts, plan)
+    """Run the GRU with ``weights = (w_x, w_h, b_x, b_h)`` over ``xs (N, T, I)``
+    (``(T, N, I)`` if ``plan.time_major``); returns ``(ys, h_last (N, H))`` with ``ys`` in the
+    layout of ``xs``. ``starts (T, N, 1)`` bool: the state before a marked step is zeros."""
+    return _scan_gru(*weights, xs, h0, lengths, starts, plan)

@@ -126,8 +126,7 @@ def gru(
         remat=remat,
         time_major=time_major,
     )
-    ys, h_last = scan_gru(
-        params.w_x, params.w_h, params.b_x, params.b_h, xs, h0, seq_lengths, starts, plan=how
-    )
+    weights = (params.w_x, params.w_h, params.b_x, params.b_h)
+    ys, h_last = scan_gru(weights, xs, h0, seq_lengths, starts, plan=how)
     ys_shape = (T, *batch, hidden) if time_major else (*batch, T, hidden)
     return ys.reshape(ys_shape), h_last.reshape(*batch, hidden)
