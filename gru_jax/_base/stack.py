@@ -10,7 +10,7 @@ dropout (inverted) falls between layers. :func:`gru_jax.gru_stack` and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +21,29 @@ from gru_jax._base.typing import Array, ArrayLike, PRNGKey
 
 _P = TypeVar("_P")
 CheckLayer = Callable[[str, Any, str], tuple[int, int]]  # (fn, params, name) -> (I, H)
+
+
+class CellKind(NamedTuple):
+    """What the stack loop needs of a cell: its parameters' check (``(fn, params, name) ->
+    (I, H)``) and type name (``"GRUParams"``), its one-step function, and the name of the
+    stack function over whole sequences (for the one-step stack's refusal of two directions)."""
+
+    check: CheckLayer
+    kind: str
+    step: Callable[[Any, Array, Array], Array]
+    sequence: str
+
+
+class StackArgs(NamedTuple):
+    """The arguments of :func:`gru_jax.gru_stack` and :func:`gru_jax.mingru_stack` that the loop
+    takes as they are."""
+
+    seq_lengths: ArrayLike | None
+    resets: ArrayLike | None
+    time_major: bool
+    dropout_rate: float
+    deterministic: bool
+    key: PRNGKey | None
 
 
 class RunLayer(Protocol):
@@ -150,20 +173,14 @@ def run_stack(
     params: Sequence[Sequence[Any]],
     xs: ArrayLike,
     h0: ArrayLike | None,
-    *,
-    check_layer: CheckLayer,
-    kind: str,
+    args: StackArgs,
+    cell: CellKind,
     run_layer: RunLayer,
-    seq_lengths: ArrayLike | None,
-    resets: ArrayLike | None,
-    time_major: bool,
-    dropout_rate: float,
-    deterministic: bool,
-    key: PRNGKey | None,
 ) -> tuple[Array, Array]:
     """Check a stack's arguments (in :func:`gru_jax.gru_stack`'s order), then run every layer
     and direction with ``run_layer``: ``(ys, h_n (L·D, *B, H))``."""
-    num_layers, num_dirs, input_size, hidden = check_stack(fn, params, check_layer, kind)
+    seq_lengths, resets, time_major, dropout_rate, deterministic, key = args
+    num_layers, num_dirs, input_size, hidden = check_stack(fn, params, cell.check, cell.kind)
     checks.check_flags(fn, time_major=time_major)
     seq = check_sequence(
         fn,
@@ -205,26 +222,22 @@ def run_stack_cell(
     params: Sequence[Sequence[Any]],
     h: ArrayLike,
     x: ArrayLike,
-    *,
-    check_layer: CheckLayer,
-    kind: str,
-    cell: Callable[[Any, Array, Array], Array],
-    whole: str,
+    cell: CellKind,
 ) -> Array:
-    """One step of a unidirectional stack with ``cell``, layer ``l`` reading layer ``l − 1``'s
-    new state: ``(L, *B, H)``. A bidirectional stack is refused (``whole`` names the function
-    that takes the whole sequence)."""
-    num_layers, num_dirs, input_size, hidden = check_stack(fn, params, check_layer, kind)
+    """One step of a unidirectional stack with the cell's ``step``, layer ``l`` reading layer
+    ``l − 1``'s new state: ``(L, *B, H)``. A bidirectional stack is refused."""
+    num_layers, num_dirs, input_size, hidden = check_stack(fn, params, cell.check, cell.kind)
     if num_dirs != 1:
         raise ValueError(
             f"{fn}: params must be a unidirectional stack (1 direction per layer); got "
-            f"{num_dirs} directions (a bidirectional layer needs the whole sequence: {whole})"
+            f"{num_dirs} directions (a bidirectional layer needs the whole sequence: "
+            f"{cell.sequence})"
         )
     x = checks.check_step_input(fn, x, input_size)
     h = checks.as_float_array(fn, "h", h)
     checks.check_shape(fn, "h", h, (num_layers, *x.shape[:-1], hidden), "(L, *B, H)")
     states, inputs = [], x
     for layer, (p,) in enumerate(params):
-        inputs = cell(p, h[layer], inputs)
+        inputs = cell.step(p, h[layer], inputs)
         states.append(inputs)
     return jnp.stack(states)

@@ -9,13 +9,23 @@ from typing import Any
 import jax.numpy as jnp
 
 from gru_jax._base.init import default_bias_init, default_kernel_init, default_recurrent_init
-from gru_jax._base.stack import check_stack, init_stack, run_stack, run_stack_cell
+from gru_jax._base.stack import (
+    CellKind,
+    StackArgs,
+    check_stack,
+    init_stack,
+    run_stack,
+    run_stack_cell,
+)
 from gru_jax._base.typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey
 from gru_jax._gru.cell import GRUParams, check_params, gru_cell, init_gru
 from gru_jax._gru.sequence import gru
 
 GRUStackParams = tuple[tuple[GRUParams, ...], ...]
 """``params[layer][direction]``: ``L`` layers of ``D`` directions (forward first) each."""
+
+
+GRU_CELL = CellKind(check_params, "GRUParams", gru_cell, "gru_stack")
 
 
 def check_gru_stack(fn: str, params: Any) -> tuple[int, int, int, int]:
@@ -139,21 +149,9 @@ def gru_stack(
       >>> ys.shape, h_n.shape
       ((4, 10, 16), (4, 4, 8))
     """
-    return run_stack(
-        "gru_stack",
-        params,
-        xs,
-        h0,
-        check_layer=check_params,
-        kind="GRUParams",
-        run_layer=functools.partial(gru, unroll=unroll, remat=remat),
-        seq_lengths=seq_lengths,
-        resets=resets,
-        time_major=time_major,
-        dropout_rate=dropout_rate,
-        deterministic=deterministic,
-        key=key,
-    )
+    args = StackArgs(seq_lengths, resets, time_major, dropout_rate, deterministic, key)
+    layer = functools.partial(gru, unroll=unroll, remat=remat)
+    return run_stack("gru_stack", params, xs, h0, args, GRU_CELL, layer)
 
 
 def gru_stack_cell(params: GRUStackParams, h: ArrayLike, x: ArrayLike) -> Array:
@@ -182,13 +180,4 @@ def gru_stack_cell(params: GRUStackParams, h: ArrayLike, x: ArrayLike) -> Array:
       >>> h_new.shape, bool(jnp.allclose(h_new, h_n)), bool(jnp.allclose(h_new[-1], ys[:, 0]))
       ((2, 4, 8), True, True)
     """
-    return run_stack_cell(
-        "gru_stack_cell",
-        params,
-        h,
-        x,
-        check_layer=check_params,
-        kind="GRUParams",
-        cell=gru_cell,
-        whole="gru_stack",
-    )
+    return run_stack_cell("gru_stack_cell", params, h, x, GRU_CELL)

@@ -16,13 +16,23 @@ import jax.numpy as jnp
 
 from gru_jax._base.init import default_bias_init, default_kernel_init
 from gru_jax._base.linear_scan import DEFAULT_CHUNK_SIZE
-from gru_jax._base.stack import check_stack, init_stack, run_stack, run_stack_cell
+from gru_jax._base.stack import (
+    CellKind,
+    StackArgs,
+    check_stack,
+    init_stack,
+    run_stack,
+    run_stack_cell,
+)
 from gru_jax._base.typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey
 from gru_jax._mingru.cell import MinGRUParams, check_params, init_mingru, mingru_cell
 from gru_jax._mingru.sequence import mingru
 
 MinGRUStackParams = tuple[tuple[MinGRUParams, ...], ...]
 """``params[layer][direction]``: ``L`` layers of ``D`` directions (forward first) each."""
+
+
+MINGRU_CELL = CellKind(check_params, "MinGRUParams", mingru_cell, "mingru_stack")
 
 
 def check_mingru_stack(fn: str, params: Any) -> tuple[int, int, int, int]:
@@ -119,16 +129,13 @@ def mingru_stack(
       h0: ``(L·D, *B, H)`` initial states (layer-major, forward before backward); zeros when
         ``None``.
       seq_lengths, resets, time_major: as in :func:`mingru`.
-      dropout_rate: probability of zeroing each feature between layers, in ``[0, 1)``.
-      deterministic: when true, no dropout is applied.
-      key: PRNG key for dropout; required when ``deterministic`` is false and
-        ``dropout_rate > 0``.
+      dropout_rate, deterministic, key: dropout between the layers, as in
+        :func:`gru_jax.gru_stack`.
       mode, chunk_size: how each layer's recurrence is evaluated, as in :func:`mingru`.
 
     Returns:
-      ``(ys, h_n)``: ``ys (*B, T, D·H)`` (``(T, *B, D·H)`` if ``time_major``) the last layer's
-      outputs (forward features first), ``h_n (L·D, *B, H)`` every layer's and direction's
-      final state.
+      ``(ys, h_n)`` as :func:`gru_jax.gru_stack` returns them: the last layer's outputs
+      ``(*B, T, D·H)`` and every layer's and direction's final state ``(L·D, *B, H)``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -138,21 +145,9 @@ def mingru_stack(
       >>> ys.shape, h_n.shape
       ((4, 10, 16), (4, 4, 8))
     """
-    return run_stack(
-        "mingru_stack",
-        params,
-        xs,
-        h0,
-        check_layer=check_params,
-        kind="MinGRUParams",
-        run_layer=functools.partial(mingru, mode=mode, chunk_size=chunk_size),
-        seq_lengths=seq_lengths,
-        resets=resets,
-        time_major=time_major,
-        dropout_rate=dropout_rate,
-        deterministic=deterministic,
-        key=key,
-    )
+    args = StackArgs(seq_lengths, resets, time_major, dropout_rate, deterministic, key)
+    layer = functools.partial(mingru, mode=mode, chunk_size=chunk_size)
+    return run_stack("mingru_stack", params, xs, h0, args, MINGRU_CELL, layer)
 
 
 def mingru_stack_cell(params: MinGRUStackParams, h: ArrayLike, x: ArrayLike) -> Array:
@@ -179,13 +174,4 @@ def mingru_stack_cell(params: MinGRUStackParams, h: ArrayLike, x: ArrayLike) -> 
       >>> h_new.shape, bool(jnp.allclose(h_new, h_n)), bool(jnp.allclose(h_new[-1], ys[:, 0]))
       ((2, 4, 8), True, True)
     """
-    return run_stack_cell(
-        "mingru_stack_cell",
-        params,
-        h,
-        x,
-        check_layer=check_params,
-        kind="MinGRUParams",
-        cell=mingru_cell,
-        whole="mingru_stack",
-    )
+    return run_stack_cell("mingru_stack_cell", params, h, x, MINGRU_CELL)
