@@ -94,19 +94,8 @@ def _value_inputs(candidate):
 
 @functools.cache
 def _mingru_call(mode, reverse):
-    def fn(params, xs, h0, lengths, resets):
-        return mingru(
-            params,
-            xs,
-            h0,
-            seq_lengths=lengths,
-            resets=resets,
-            reverse=reverse,
-            mode=mode,
-            chunk_size=CHUNK,
-        )
-
-    return fn
+    """``run`` with its options bound (one object per choice, for ``run_together``)."""
+    return functools.partial(run.__wrapped__, mode=mode, reverse=reverse)
 
 
 @together.cases("values", [(False, *case) for case in VALUE_GRID])
