@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo core-demo test lint typecheck docs linkcheck clean
+.PHONY: demo core-demo test test-fast lint typecheck docs linkcheck clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,20 @@ $(VENV)/.installed-docs: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[docs]'
 	touch $@ $(VENV)/.installed
 
-# The main job: train the adding problem from configs/adding.yaml into runs/adding/.
+# The main job: train the adding problem from configs/adding.yaml into runs/adding/, then print
+# the next commands, each runnable as printed from here (.ci/first_hour runs them).
 demo: $(VENV)/.installed
 	$(VENV)/bin/gru-jax train configs/adding.yaml --workdir runs/adding $(if $(wildcard runs/adding/checkpoints),--resume,)
 	@echo "results: runs/adding/summary.json, runs/adding/metrics.jsonl, runs/adding/plots/"
+	@echo
+	@echo "Next, from this folder. The gru-jax command is in .venv/bin (or run: source .venv/bin/activate)."
+	@echo "Evaluate the demo's latest checkpoint on fresh data:"
+	@echo "  .venv/bin/gru-jax eval configs/adding.yaml --workdir runs/adding"
+	@echo "Train another task (configs/ has one YAML file per task):"
+	@echo "  .venv/bin/gru-jax train configs/forecast.yaml --workdir runs/forecast"
+	@echo "Export the demo's model for serving, then serve it with jax alone:"
+	@echo "  .venv/bin/gru-jax export configs/adding.yaml --workdir runs/adding --out runs/adding/model.jax"
+	@echo "  .venv/bin/python examples/serve.py runs/adding/model.jax"
 
 # The GRU core on random data, jitted and vmapped, with timings.
 core-demo: $(VENV)/.installed
@@ -35,6 +45,10 @@ core-demo: $(VENV)/.installed
 # Two workers (the machine has 2 cores); tests of one file stay together to share compiles.
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# A fast subset while you work: the suite without the tests marked slow (CI runs them all).
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
 
 # Lint and format (the one ruff version pinned in pyproject.toml and .pre-commit-config.yaml).
 lint: $(VENV)/.installed-test
