@@ -23,15 +23,25 @@ class Signature:
       inputs: ``(name, shape, dtype)`` per argument; a shape's entries are ints or the names of
         symbolic dimensions (``"b"`` the batch, ``"t"`` a length), shared by all inputs.
       outputs: the names of the outputs.
+      vocab: for a model whose inputs are token ids, what each id stands for: ``vocab[i]`` is
+        the character or the token name of id ``i`` (``len(vocab)`` ids, the size of the
+        embedding); ``gru-jax export`` writes it as the ``"vocab"`` list of ``FILE.json``.
+        ``None`` (no ``"vocab"``) for float inputs.
     """
 
     fn: Callable[..., tuple[Any, ...]]
     inputs: tuple[tuple[str, tuple[int | str, ...], str], ...]
     outputs: tuple[str, ...]
+    vocab: tuple[str, ...] | None = None
 
 
 def predict_inputs(
-    model: nn.Module, params: Params, inputs: tuple[tuple[int | str, ...], str], output: str
+    model: nn.Module,
+    params: Params,
+    inputs: tuple[tuple[int | str, ...], str],
+    output: str,
+    *,
+    vocab: tuple[str, ...] | None = None,
 ) -> Signature:
     """The serving :class:`Signature` of a model that predicts from a batch's ``inputs`` alone:
     ``inputs -> (model.apply(params, {"inputs": inputs}),)``, named ``output``.
@@ -42,13 +52,15 @@ def predict_inputs(
       inputs: the ``(shape, dtype)`` of ``inputs``, with ``"b"`` and ``"t"`` for the symbolic
         batch and length, e.g. ``(("b", "t", 2), "float32")``.
       output: the name of the output.
+      vocab: what each token id of ``inputs`` stands for (:attr:`Signature.vocab`); ``None``
+        for float inputs.
     """
 
     def predict(x: jax.Array) -> tuple[jax.Array]:
         return (cast(jax.Array, model.apply(params, {"inputs": x})),)
 
     shape, dtype = inputs
-    return Signature(predict, (("inputs", shape, dtype),), (output,))
+    return Signature(predict, (("inputs", shape, dtype),), (output,), vocab)
 
 
 def carry_stream(
@@ -57,6 +69,8 @@ def carry_stream(
     inputs: tuple[tuple[int | str, ...], str],
     output: str,
     apply: Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array]] | None = None,
+    *,
+    vocab: tuple[str, ...] | None = None,
 ) -> Signature:
     """The streaming :class:`Signature` of a model with a unidirectional recurrent stack:
     ``(carry (L, b, H), inputs chunk, resets chunk (b, t) bool) -> (new carry, output)``.
@@ -66,6 +80,8 @@ def carry_stream(
     resets}, carry=carry)``. Feeding a sequence chunk by chunk, each chunk's carry the last
     one's new carry (zeros at first), gives the per-step outputs of the whole sequence; a
     ``resets`` flag starts a new segment (an episode) at its step, as in :func:`gru_jax.gru`.
+    ``vocab``: what each token id of ``inputs`` stands for (:attr:`Signature.vocab`); ``None``
+    for float inputs.
     """
     layers, hidden = model.num_layers, model.hidden_size
 
@@ -88,6 +104,7 @@ def carry_stream(
             ("resets", ("b", "t"), "bool"),
         ),
         ("carry", output),
+        vocab,
     )
 
 
@@ -99,7 +116,12 @@ class Serving(TypedDict):
     stream: Callable[[nn.Module, Params, Any], Signature]
 
 
-def sequence_serving(inputs: tuple[tuple[int | str, ...], str], output: str) -> Serving:
+def sequence_serving(
+    inputs: tuple[tuple[int | str, ...], str],
+    output: str,
+    *,
+    vocab_of: Callable[[Any], tuple[str, ...]] | None = None,
+) -> Serving:
     """``serve`` and ``stream`` for a task whose model maps a batch's ``inputs`` to ``output``
     (:func:`predict_inputs` and :func:`carry_stream`), to pass as ``Task(..., **serving)``.
 
@@ -107,8 +129,18 @@ def sequence_serving(inputs: tuple[tuple[int | str, ...], str], output: str) -> 
       inputs: the ``(shape, dtype)`` of ``inputs``, with ``"b"`` and ``"t"`` for the symbolic
         batch and length, e.g. ``(("b", "t", 2), "float32")``.
       output: the name of the model's output, e.g. ``"sum"``.
+      vocab_of: for token-id inputs, ``data_config -> vocab`` (:attr:`Signature.vocab`, which
+        may depend on the data section: copy's on ``num_symbols``); ``None`` for float inputs.
     """
+
+    def vocab(data: Any) -> tuple[str, ...] | None:
+        return None if vocab_of is None else vocab_of(data)
+
     return {
-        "serve": lambda model, params, data: predict_inputs(model, params, inputs, output),
-        "stream": lambda model, params, data: carry_stream(model, params, inputs, output),
+        "serve": lambda model, params, data: predict_inputs(
+            model, params, inputs, output, vocab=vocab(data)
+        ),
+        "stream": lambda model, params, data: carry_stream(
+            model, params, inputs, output, vocab=vocab(data)
+        ),
     }

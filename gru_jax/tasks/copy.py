@@ -152,6 +152,14 @@ def _report(
 
 _INPUTS = (("b", "t"), "int32")  # the inputs: token ids
 
+
+def _vocab(data: CopyData) -> tuple[str, ...]:
+    """The token names, by id: ``<blank>`` (0), the symbols ``1..num_symbols`` (named by their
+    ids, as ``examples.txt`` writes them), ``<delimiter>`` (``num_symbols + 1``). The logits
+    cover the first ``1 + num_symbols``: a model never outputs the delimiter."""
+    return ("<blank>", *map(str, range(1, data.num_symbols + 1)), "<delimiter>")
+
+
 __all__ = ["TASK", "CopyData", "CopyModel", "baseline", "copy_batch"]
 
 TASK = Task(
@@ -165,7 +173,7 @@ TASK = Task(
     metric_sums=_metric_sums,
     baseline=lambda data: baseline(data.config),
     report=_report,
-    **sequence_serving(_INPUTS, "logits"),
+    **sequence_serving(_INPUTS, "logits", vocab_of=_vocab),
 )
 """Copy memory as a :class:`~gru_jax.tasks.Task`:
 metric ``cross_entropy`` per step, baseline the memoryless one."""

@@ -355,13 +355,22 @@ def _report(
     return {"examples": examples, "accuracy_by_length": by_length}
 
 
+def _vocab(num_symbols: int) -> tuple[str, ...]:
+    """The token names, by id, shared by ``source`` and the decoded ``tokens``: ``<pad>``,
+    ``<bos>``, ``<eos>`` (:data:`PAD`, :data:`BOS`, :data:`EOS`), then the letters ``a``, ``b``,
+    ... (letter ``k`` is id ``NUM_SPECIAL + k``), the names :func:`render` writes."""
+    special = {PAD: "<pad>", BOS: "<bos>", EOS: "<eos>"}
+    letters = (chr(ord("a") + k) for k in range(num_symbols))
+    return (*(special[i] for i in range(NUM_SPECIAL)), *letters)
+
+
 def _serve(model: nn.Module, params: Any, data: Seq2SeqData) -> Signature:
     def translate(source: jax.Array, lengths: jax.Array) -> tuple[jax.Array]:
         # greedy decoding of max_len + 1 tokens: the longest translation and its EOS
         return (greedy_decode(cast(Seq2Seq, model), params, source, lengths, data.max_len + 1),)
 
     inputs = (("source", ("b", "s"), "int32"), ("source_lengths", ("b",), "int32"))
-    return Signature(translate, inputs, ("tokens",))
+    return Signature(translate, inputs, ("tokens",), _vocab(data.num_symbols))
 
 
 __all__ = [

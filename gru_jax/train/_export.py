@@ -9,7 +9,9 @@ length. A server needs ``jax`` (and ``flatbuffers``) to load it, and neither fla
     predict = export.deserialize(open("model.jax", "rb").read()).call
 
 Beside it, ``FILE.json`` describes the inputs and outputs (names, shapes with their symbols,
-dtypes), the task, the run's step and the platforms it was lowered for.
+dtypes), the task, the run's step and the platforms it was lowered for; for a task whose inputs
+are token ids, ``"vocab"`` lists what each id stands for (``vocab[i]`` the character or token of
+id ``i``: :attr:`gru_jax.tasks.Signature.vocab`).
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ def export_run(
             {"name": name, "shape": [_dim(d) for d in aval.shape], "dtype": str(aval.dtype)}
             for name, aval in zip(signature.outputs, outputs, strict=True)
         ],
+        **({} if signature.vocab is None else {"vocab": list(signature.vocab)}),
         "platforms": list(exported.platforms),
         "jax_version": jax.__version__,
         "load": "jax.export.deserialize(open(FILE, 'rb').read()).call(*inputs) -> outputs",

@@ -240,10 +240,11 @@ def _stream(model: nn.Module, params: Any, data: CharLMData) -> Signature:
     def apply(carry: jax.Array, tokens: jax.Array, resets: jax.Array) -> Any:
         return model.apply(params, tokens, carry, resets=resets, method=CharLM.logits_and_carry)
 
-    return carry_stream(model, params, _INPUTS, "logits", apply)
+    return carry_stream(model, params, _INPUTS, "logits", apply, vocab=_VOCAB)
 
 
 _INPUTS = (("b", "t"), "int32")  # the inputs: character ids
+_VOCAB = tuple(VOCAB)  # id i is the character VOCAB[i], in the inputs and the logits
 
 TASK = Task(
     name="charlm",
@@ -256,7 +257,9 @@ TASK = Task(
     metric_sums=_metric_sums,
     baseline=_baseline,
     report=_report,
-    serve=lambda model, params, data: predict_inputs(model, params, _INPUTS, "logits"),
+    serve=lambda model, params, data: predict_inputs(
+        model, params, _INPUTS, "logits", vocab=_VOCAB
+    ),
     stream=_stream,
 )
 """Character language modelling as a :class:`~gru_jax.tasks.Task`:
