@@ -9,9 +9,12 @@
     gru-jax export CONFIG --workdir DIR --out FILE [--streaming] [--platforms cpu,cuda,...]
     gru-jax bench [--quick] [--shapes BxTxIxH,...] [--repeats N] [--out PATH] ...
 
-Mistakes (an unknown, ill-typed or out-of-range config key, a missing file, a workdir without
-checkpoints, a config that differs from the run it resumes, inconsistent process flags) are one
-line on stderr and exit code 2. SIGTERM and SIGINT checkpoint the current step and exit with 143
+Mistakes (an unknown, ill-typed or out-of-range config key, a missing file, a workdir that does
+not exist or holds no checkpoints, a config that differs from the run it resumes, ``--set KEY
+VALUE`` for ``--set KEY=VALUE``, inconsistent process flags) are one line on stderr and exit code
+2; the line names the closest key to an unknown one and how a value of the expected type is
+written. ``train --resume`` of a run that is already complete says so in one line on stdout,
+exits with 0 and changes nothing. SIGTERM and SIGINT checkpoint the current step and exit with 143
 and 130. A run over several processes runs each process under a supervisor
 (:func:`gru_jax.train.supervise`) that reports the runtime's failures as one line.
 """
@@ -45,7 +48,18 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train and evaluate GRUs on synthetic sequence tasks.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        parser_class=_Parser,
+        help="what to do; gru-jax COMMAND --help describes each",
+    )
+    run_config = "the YAML config the run was trained with, e.g. configs/adding.yaml"
+    run_workdir = "the run's directory, as gru-jax train wrote it (e.g. runs/adding)"
+    run_set = (
+        "repeat the run's config overrides, e.g. --set model.hidden_size=32 (its task, model "
+        "and data keys must match the run's)"
+    )
 
     train = sub.add_parser("train", help="train a task from a YAML config")
     train.add_argument("config", help="YAML config, e.g. configs/adding.yaml")
@@ -56,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config key, e.g. --set train.steps=100",
     )
-    train.add_argument("--workdir", help="output directory (default: runs/<config name>)")
+    train.add_argument(
+        "--workdir", metavar="DIR", help="output directory (default: runs/<config name>)"
+    )
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument(
         "--stop-after",
@@ -95,19 +111,24 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     evaluate = sub.add_parser("eval", help="evaluate a run's latest checkpoint on fresh data")
-    evaluate.add_argument("config")
-    evaluate.add_argument("--workdir", required=True)
+    evaluate.add_argument("config", help=run_config)
+    evaluate.add_argument("--workdir", required=True, metavar="DIR", help=run_workdir)
     evaluate.add_argument("--seed", type=int, default=12345, help="seed of the fresh data")
-    evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=run_set)
 
     exporter = sub.add_parser(
         "export",
         help="write a run's trained model as a jax.export artifact (FILE) and its description "
         "(FILE.json), for any batch size and length",
     )
-    exporter.add_argument("config")
-    exporter.add_argument("--workdir", required=True)
-    exporter.add_argument("--out", required=True, metavar="FILE")
+    exporter.add_argument("config", help=run_config)
+    exporter.add_argument("--workdir", required=True, metavar="DIR", help=run_workdir)
+    exporter.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the artifact to write (its folder must exist); its description goes to FILE.json",
+    )
     exporter.add_argument(
         "--platforms",
         default=None,
@@ -120,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
         help="export the step function (carry, inputs chunk, resets chunk) -> (carry, outputs) "
         "for a stream fed chunk by chunk",
     )
-    exporter.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    exporter.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=run_set)
 
     sub.add_parser(
         "bench",
@@ -129,6 +150,38 @@ def _parser() -> argparse.ArgumentParser:
         "gru-jax bench --help for its options)",
     )
     return parser
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """The arguments of a ``train``, ``eval`` or ``export`` command; argparse's own mistakes exit
+    with code 2 (``SystemExit``), and ``--set KEY VALUE`` (a space for the ``=``) is a
+    :class:`~gru_jax.train.ConfigError` that shows how to write it."""
+    from gru_jax.train import ConfigError
+
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    meant = _spaced_set(argv, args.config, extra)
+    if meant is not None:
+        raise ConfigError(f"--set takes KEY=VALUE; write --set {meant}")
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _spaced_set(argv: list[str], config: str, extra: list[str]) -> str | None:
+    """The ``KEY=VALUE`` that ``--set KEY VALUE`` meant, when argparse left its ``VALUE`` over
+    (in ``extra``, or taken for the ``config`` when that is no file); else ``None``."""
+    for i, arg in enumerate(argv):
+        if arg == "--set" and i + 2 < len(argv):
+            key, value = argv[i + 1], argv[i + 2]
+        elif arg.startswith("--set=") and i + 1 < len(argv):
+            key, value = arg.removeprefix("--set="), argv[i + 1]
+        else:
+            continue
+        stray = value in extra or (value == config and not Path(value).is_file())
+        if stray and "=" not in key and not value.startswith("-"):
+            return f"{key}={value}"
+    return None
 
 
 def _bench(argv: list[str]) -> int:
@@ -173,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     worker = become_worker()
     if argv[:1] == ["bench"]:  # every later argument belongs to the benchmark's own parser
         return _bench(argv[1:])
-    args = _parser().parse_args(argv)
     from gru_jax.train import ConfigError, Preempted, evaluate_checkpoint, load_config
 
     try:
+        args = _parse(argv)
         config = load_config(args.config, args.set)
         if args.command == "eval":
             print(json.dumps(evaluate_checkpoint(config, args.workdir, seed=args.seed)))
@@ -228,7 +281,10 @@ def _train(args: argparse.Namespace, argv: list[str], config: Config, worker: bo
         initialize(cluster)
     import jax
 
+    from gru_jax.train._run import completed_step
+
     workdir = Path(args.workdir or Path("runs") / Path(args.config).stem)
+    complete = completed_step(workdir, config.train.steps) if args.resume else None
     began = time.time()
     try:
         summary = train_and_evaluate(
@@ -263,6 +319,12 @@ def _train(args: argparse.Namespace, argv: list[str], config: Config, worker: bo
         return 0
     if summary is None:
         print(f"stopped early; continue with: {_resume_command(argv)}")
+    elif complete is not None:  # its config and checkpoint were checked; nothing was written
+        print(
+            f"the run in {str(workdir)!r} is already complete (step {complete} of "
+            f"{config.train.steps}): nothing trained, nothing changed; its results are in "
+            f"{str(workdir / 'summary.json')!r}"
+        )
     else:
         print(json.dumps(summary))
         print(f"results in {workdir}/: {', '.join(_written(workdir, began))}")

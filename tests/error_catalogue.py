@@ -23,6 +23,7 @@ import yaml
 
 import gru_jax
 from gru_jax import interop
+from gru_jax.cli import _parse
 from gru_jax.train import (
     config_to_dict,
     evaluate_checkpoint,
@@ -100,6 +101,11 @@ def _config(tmp: Path, *overrides: str, name: str = "adding.yaml") -> Any:
 def _not_yaml(tmp: Path) -> Any:
     (tmp / "bad.yaml").write_text("task: adding\ntrain: {steps: 10\n")
     return load_config(tmp / "bad.yaml")
+
+
+def _quoted_int(tmp: Path) -> Any:
+    (tmp / "quoted.yaml").write_text('task: adding\ntrain:\n  steps: "3000"\n')
+    return load_config(tmp / "quoted.yaml")
 
 
 def _run_dir(tmp: Path) -> Path:
@@ -293,7 +299,22 @@ CASES = [
     Case("config (gru-jax)", "a missing file", lambda t: load_config(t / "missing.yaml")),
     Case("config (gru-jax)", "a file that is not valid YAML", _not_yaml),
     Case("config (gru-jax)", "an unknown key", lambda t: _config(t, "train.stepz=3")),
+    Case("config (gru-jax)", "a misspelt key", lambda t: _config(t, "train.stpes=3")),
+    Case("config (gru-jax)", "a key outside its section", lambda t: _config(t, "hidden_size=8")),
     Case("config (gru-jax)", "a value of the wrong type", lambda t: _config(t, "train.steps=ten")),
+    Case(
+        "config (gru-jax)",
+        "an int written with an exponent",
+        lambda t: _config(t, "train.steps=1e3"),
+    ),
+    Case("config (gru-jax)", "an int in quotes, in a file", _quoted_int),
+    Case("config (gru-jax)", "a bool in quotes", lambda t: _config(t, "model.reset_after='true'")),
+    Case("config (gru-jax)", "None for null", lambda t: _config(t, "model.chrono=None")),
+    Case(
+        "config (gru-jax)",
+        "a number for a str",
+        lambda t: _config(t, "data.prompt=42", name="charlm.yaml"),
+    ),
     Case("config (gru-jax)", "a size out of range", lambda t: _config(t, "model.hidden_size=0")),
     Case(
         "config (gru-jax)", "a float out of range", lambda t: _config(t, "model.dropout_rate=1.5")
@@ -332,6 +353,11 @@ CASES = [
     Case("config (gru-jax)", "a malformed --set", lambda t: _config(t, "train.steps")),
     Case(
         "config (gru-jax)",
+        "--set KEY VALUE, a space for the =",
+        lambda t: _parse(["train", "configs/adding.yaml", "--set", "train.steps", "200"]),
+    ),
+    Case(
+        "config (gru-jax)",
         "a GRU-only key with cell: mingru",
         lambda t: _config(t, "model.cell=mingru", "model.reset_after=true"),
     ),
@@ -344,6 +370,11 @@ CASES = [
         "export (gru-jax)",
         "a workdir without checkpoints",
         lambda t: export_run(_config(t), t, t / "model.jax"),
+    ),
+    Case(
+        "export (gru-jax)",
+        "a workdir that does not exist",
+        lambda t: export_run(_config(t), t / "missing", t / "model.jax"),
     ),
     Case(
         "export (gru-jax)",
@@ -366,6 +397,11 @@ CASES = [
         lambda t: _resume_with(t, "train.steps=4000"),
     ),
     Case("eval (gru-jax)", "another task's config", _eval_other_task),
+    Case(
+        "eval (gru-jax)",
+        "a workdir that does not exist",
+        lambda t: evaluate_checkpoint(_config(t), t / "missing", seed=1),
+    ),
     Case(
         "train, several processes (gru-jax)",
         "a process id outside [0, N)",

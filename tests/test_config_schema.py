@@ -447,10 +447,22 @@ def test_float_keys_accept_strings_that_float_reads(tmp_path: Path):
 
 def test_ints_and_bools_are_not_floats_or_strings():
     for overrides, message in [
-        (["train.steps=1e3"], "config key 'train.steps' must be an int; got str '1e3'"),
-        (["train.steps=10.0"], "config key 'train.steps' must be an int; got float 10.0"),
+        (
+            ["train.steps=1e3"],
+            "config key 'train.steps' must be an int; got str '1e3'; "
+            "an int is written like 1000 (no quotes, no decimal point or exponent)",
+        ),
+        (
+            ["train.steps=10.0"],
+            "config key 'train.steps' must be an int; got float 10.0; "
+            "an int is written like 10 (no quotes, no decimal point or exponent)",
+        ),
         (["train.steps=true"], "config key 'train.steps' must be an int; got bool True"),
-        (["model.reset_after=1"], "config key 'model.reset_after' must be a bool; got int 1"),
+        (
+            ["model.reset_after=1"],
+            "config key 'model.reset_after' must be a bool; got int 1; "
+            "a bool is written true or false (not as a number)",
+        ),
         (
             ["train.learning_rate=true"],
             "config key 'train.learning_rate' must be a float; got bool True",

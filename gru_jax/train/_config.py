@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from gru_jax.tasks._schema import ConfigError, Setting, check_ranges, setting
+from gru_jax.train._messages import did_you_mean, how_to_write, type_name, yaml_problem
 
 _T = TypeVar("_T")
 
@@ -198,17 +199,6 @@ class Config:
 # ---------------------------------------------------------------------------------- checking
 
 
-def _type_name(annotation: Any) -> str:
-    """``an int``, ``a float``, ``a float or null``: what a field of that type must hold."""
-    if isinstance(annotation, types.UnionType):
-        names = [_type_name(a) for a in typing.get_args(annotation) if a is not type(None)]
-        return " or ".join(names) + (
-            " or null" if type(None) in typing.get_args(annotation) else ""
-        )
-    name = getattr(annotation, "__name__", str(annotation))
-    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
-
-
 def _check_type(key: str, value: Any, annotation: Any) -> Any:
     """``value`` if it fits a field of type ``annotation``, converted where the type allows.
 
@@ -228,12 +218,13 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
         return value
     converted = _converted(value, inner[0])
     if converted is _MISMATCH:
+        advice = how_to_write(value, annotation)
         raise ConfigError(
-            f"config key {key!r} must be {_type_name(annotation)}; "
-            f"got {type(value).__name__} {value!r}"
+            f"config key {key!r} must be {type_name(annotation)}; "
+            f"got {type(value).__name__} {value!r}" + (f"; {advice}" if advice else "")
         )
     if isinstance(converted, float) and not math.isfinite(converted):
-        expected = _type_name(annotation).replace("a float", "a finite float", 1)
+        expected = type_name(annotation).replace("a float", "a finite float", 1)
         raise ConfigError(
             f"config key {key!r} must be {expected}; got {type(value).__name__} {value!r}"
         )
@@ -269,6 +260,18 @@ def _is_section(field: dataclasses.Field[Any]) -> bool:
     return dataclasses.is_dataclass(field.default) and not isinstance(field.default, type)
 
 
+def _nested_keys(
+    fields: Mapping[str, dataclasses.Field[Any]], given: Mapping[str, Any], prefix: str
+) -> list[str]:
+    """The dotted keys of the sections nested in a section (its fields whose default is a
+    section, and the sections in ``given``), for an unknown key that belongs to one of them."""
+    keys = []
+    for name, section in [*((n, f.default) for n, f in fields.items()), *given.items()]:
+        if dataclasses.is_dataclass(section) and not isinstance(section, type):
+            keys += [f"{prefix}{name}.{f.name}" for f in dataclasses.fields(section)]
+    return keys
+
+
 def _build(cls: type[_T], values: Any, prefix: str, given: Mapping[str, Any] | None = None) -> _T:
     """Instantiate the dataclass ``cls`` from a mapping, checking keys, types, ranges and
     ``validate()``; ``given`` are fields already built (not read from ``values``)."""
@@ -281,9 +284,10 @@ def _build(cls: type[_T], values: Any, prefix: str, given: Mapping[str, Any] | N
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in values:
         if key not in fields or key in given:
+            expected = sorted(prefix + name for name in fields)
             raise ConfigError(
-                f"unknown config key {prefix + str(key)!r}; expected one of "
-                f"{sorted(prefix + name for name in fields)}"
+                f"unknown config key {prefix + str(key)!r}; expected one of {expected}"
+                + did_you_mean(prefix + str(key), expected + _nested_keys(fields, given, prefix))
             )
     hints = typing.get_type_hints(cls)  # resolves string annotations (`from __future__`)
     kwargs = given
@@ -321,30 +325,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as e:
         raise ConfigError(f"cannot read config file {str(path)!r}: {e.strerror}") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(e)}") from e
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {yaml_problem(e)}") from e
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(
             f"config file {str(path)!r} must hold a mapping; got {type(raw).__name__}"
         )
     return raw
-
-
-def _yaml_problem(error: Any) -> str:
-    """A YAML parser's error in one line: where, what, and while doing what.
-
-    Example:
-      >>> try:
-      ...     yaml.safe_load("task: [adding\\n")
-      ... except yaml.YAMLError as e:
-      ...     print(_yaml_problem(e))
-      line 2, column 1: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)
-    """
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    context = getattr(error, "context", None)
-    return where + problem + (f" ({context})" if context else "")
 
 
 def _apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> None:
@@ -516,7 +503,8 @@ def config_differences(
     are not compared.
 
     Returns:
-      The differing dotted keys, sorted; ``[]`` when the run may continue with ``config``.
+      The differing dotted keys: ``task`` first when the task differs (what matters most), then
+      the others sorted; ``[]`` when the run may continue with ``config``.
 
     Example:
       >>> from gru_jax.train import config_differences, config_to_dict, load_config
@@ -542,7 +530,7 @@ def config_differences(
     if evaluating:
         ignored = ("seed", "target", "target_vs_baseline", "train")
         differing = [k for k in differing if k.split(".")[0] not in ignored]
-    return sorted(differing)
+    return sorted(differing, key=lambda key: (key != "task", key))
 
 
 __all__ = [

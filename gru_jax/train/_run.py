@@ -304,7 +304,10 @@ def train_and_evaluate(
       resume: continue from the latest checkpoint in ``workdir`` (a fresh start if none). The
         config must match the run's ``config.yaml`` in every key that shapes the model, the
         optimiser state or the data (see :func:`gru_jax.train.config_differences`).
-        Without it, a workdir that already holds checkpoints is refused.
+        Without it, a workdir that already holds checkpoints is refused. A run that is already
+        complete (a checkpoint of step ``train.steps`` and its ``summary.json``) is left as it
+        is: its latest checkpoint is checked, nothing is written, and the summary it holds is
+        returned.
       stop_after: stop after this many steps of this call, checkpointing first (to split a run
         across jobs); ``--resume`` continues it.
       handle_signals: on SIGTERM or SIGINT, finish the current step, checkpoint it and raise
@@ -331,7 +334,10 @@ def train_and_evaluate(
     metrics_path = workdir / "metrics.jsonl"
     pending: list[float] = []  # losses since the last logged step, carried by checkpoints
     if latest is not None:
-        state, meta = run.restore(manager, latest)
+        state, meta = run.restore(manager, latest)  # checked even with nothing left to train
+        if latest >= config.train.steps and completed_step(workdir, latest) is not None:
+            manager.close()  # a complete run: write nothing, not even config.yaml
+            return json.loads((workdir / "summary.json").read_text()) if lead else None
         elapsed_before = float(meta["wall_seconds"])
         pending = [float(x) for x in meta.get("pending_losses", [])]
         if lead and metrics_path.exists():  # drop what was logged after the checkpoint
@@ -427,6 +433,19 @@ def train_and_evaluate(
     return _finish(run, state, workdir, value, wall_seconds, manager)
 
 
+def completed_step(workdir: str | Path, steps: int) -> int | None:
+    """The last step of the run in ``workdir`` if it is complete, else ``None``: complete means
+    a checkpoint of step ``steps`` (``train.steps``) and the ``summary.json`` written after it.
+    A run whose last checkpoint came before its summary (killed in between) is not complete:
+    ``--resume`` evaluates it and writes the summary."""
+    workdir = Path(workdir)
+    folder = workdir / "checkpoints"
+    if not (workdir / "summary.json").is_file() or not folder.is_dir():
+        return None
+    last = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=None)
+    return last if last is not None and last >= steps else None
+
+
 def resolve_target(config: Config, baseline: float) -> float | None:
     """The run's target value: ``target``, or ``target_vs_baseline × baseline``, or ``None``."""
     if config.target_vs_baseline is not None:
@@ -491,15 +510,27 @@ def _finish(
     return summary
 
 
+def _trained_workdir(workdir: str | Path) -> Path:
+    """``workdir`` as a path, if it exists and holds a ``checkpoints/`` folder (else a
+    :class:`ConfigError` saying which of the two it lacks)."""
+    workdir = Path(workdir)
+    if not workdir.exists():
+        raise ConfigError(
+            f"workdir {str(workdir)!r} does not exist; give the --workdir of a trained run"
+        )
+    if not (workdir / "checkpoints").is_dir():
+        raise ConfigError(f"workdir {str(workdir)!r} holds no checkpoints")
+    return workdir
+
+
 def load_checkpoint(config: Config, workdir: str | Path) -> tuple[Any, Any, int]:
     """The model, the parameters (host arrays) and the step of the latest checkpoint of a run.
 
     The config must match the run's ``config.yaml`` in its task, model and data keys, as for
-    :func:`evaluate_checkpoint`. A workdir without checkpoints is a :class:`ConfigError`.
+    :func:`evaluate_checkpoint`. A workdir that does not exist or holds no checkpoints is a
+    :class:`ConfigError`.
     """
-    workdir = Path(workdir)
-    if not (workdir / "checkpoints").is_dir():
-        raise ConfigError(f"workdir {str(workdir)!r} holds no checkpoints")
+    workdir = _trained_workdir(workdir)
     check_saved_config(workdir, config, evaluating=True)
     run = _run_for(config)
     manager = run.checkpoint_manager(workdir)
@@ -519,9 +550,7 @@ def evaluate_checkpoint(config: Config, workdir: str | Path, *, seed: int) -> di
     The config must match the run's ``config.yaml`` in its task, model and data keys (the
     ``train`` section, ``seed`` and ``target`` may differ).
     """
-    workdir = Path(workdir)
-    if not (workdir / "checkpoints").is_dir():
-        raise ConfigError(f"workdir {str(workdir)!r} holds no checkpoints")
+    workdir = _trained_workdir(workdir)
     check_saved_config(workdir, config, evaluating=True)
     run = _run_for(config, eval_seed=seed)
     manager = run.checkpoint_manager(workdir)
