@@ -100,6 +100,17 @@ def test_an_unknown_key_suggests_the_closest(capsys, tmp_path):
     assert line == f"gru-jax: error: unknown config key 'train.bogus'; expected one of {TRAIN_KEYS}"
 
 
+def test_an_unknown_task_suggests_the_closest(capsys):
+    tasks = "['adding', 'charlm', 'copy', 'forecast', 'seq2seq']"
+    line = error_line(capsys, "train", ADDING, "--set", "task=addng")
+    assert line == (
+        f"gru-jax: error: config key 'task' must be one of {tasks}; got 'addng'; "
+        "did you mean 'adding'?"
+    )
+    line = error_line(capsys, "train", ADDING, "--set", "task=poetry")  # nothing close
+    assert line == f"gru-jax: error: config key 'task' must be one of {tasks}; got 'poetry'"
+
+
 @pytest.mark.parametrize(
     ("text", "got", "advice"),
     [

@@ -16,6 +16,7 @@ given, which the CLI prints as one line.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -375,7 +376,9 @@ def parse_config(raw: dict[str, Any], data_configs: Mapping[str, type] | None = 
         raise ConfigError(f"missing config key 'task'; expected one of {sorted(names)}")
     task = raw.pop("task")
     if not isinstance(task, str) or task not in names:
-        raise ConfigError(f"config key 'task' must be one of {sorted(names)}; got {task!r}")
+        close = difflib.get_close_matches(str(task), sorted(names), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"config key 'task' must be one of {sorted(names)}; got {task!r}{hint}")
     data: Any = _build(data_config(task), raw.pop("data", {}), "data.")
     return _build(Config, raw, "", given={"task": task, "data": data})
 
