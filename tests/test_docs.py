@@ -162,3 +162,70 @@ def test_every_public_name_has_an_entry_and_a_docstring(
             missing_doc.append(name)
     assert not missing_entry, f"{module_name}: no API entry for {missing_entry}"
     assert not missing_doc, f"{module_name}: no docstring for {missing_doc}"
+
+
+@pytest.mark.slow
+def test_the_site_names_jax_array_not_its_private_path(site: tuple[dict[str, str], Path]):
+    """``jax.Array.__qualname__`` is the path of its implementation, ``jaxlib._jax.Array``: every
+    annotation that autodoc or napoleon spells from it must read ``jax.Array`` on the site."""
+    html = site[1]
+    offenders = [
+        f"{path.relative_to(html)}: {path.read_text().count('jaxlib._jax')}×"
+        for path in sorted(html.rglob("*.html"))
+        if "jaxlib._jax" in path.read_text()
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def _own_children(tag, name: str, classes: tuple[str, ...] = ()) -> list:
+    return [
+        child
+        for child in tag.find_all(name, recursive=False)
+        if all(c in (child.get("class") or []) for c in classes)
+    ]
+
+
+@pytest.mark.slow
+def test_every_attribute_entry_has_its_description_and_comes_once(
+    site: tuple[dict[str, str], Path],
+):
+    """In the API reference, every attribute, property and module constant has text of its own
+    beyond its type, and a class does not list its attributes again, bare, as "Parameters" (a
+    dataclass's fields are its constructor's parameters; the docstring describes them once, under
+    ``Attributes:``)."""
+    from bs4 import BeautifulSoup  # a dependency of the docs theme (pydata-sphinx-theme)
+
+    html = site[1]
+    bare, repeated = [], []
+    for page in sorted((html / "api").glob("*.html")):
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        for entry in soup.select("dl.py.attribute, dl.py.property, dl.py.data"):
+            name = entry.dt.get("id", entry.dt.get_text(strip=True))
+            body = entry.find("dd", recursive=False)
+            text = [
+                child.get_text(strip=True)
+                for child in body.find_all(recursive=False)
+                if "field-list" not in (child.get("class") or [])  # the "Type" field
+            ]
+            if not "".join(text):
+                bare.append(f"{page.name}: {name}")
+        for cls in soup.select("dl.py.class"):
+            body = cls.find("dd", recursive=False)
+            attributes = {
+                member.dt["id"].rsplit(".", 1)[-1]
+                for kind in ("attribute", "property")
+                for member in _own_children(body, "dl", ("py", kind))
+                if member.dt.get("id")
+            }
+            for fields in _own_children(body, "dl", ("field-list",)):
+                for label in fields.find_all("dt", recursive=False):
+                    if not label.get_text(strip=True).startswith("Parameters"):
+                        continue
+                    items = label.find_next_sibling("dd").find_all("p")
+                    for item in items:
+                        param = item.strong.get_text(strip=True) if item.strong else ""
+                        described = "–" in item.get_text()  # "name (type) – text"
+                        if param in attributes and not described:
+                            repeated.append(f"{page.name}: {cls.dt.get('id')}: {param}")
+    assert not bare, "attribute entries without a description:\n" + "\n".join(bare)
+    assert not repeated, "attributes listed again as bare parameters:\n" + "\n".join(repeated)

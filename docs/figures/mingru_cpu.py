@@ -1,15 +1,17 @@
 """The minGRU measurements on CPU, as one figure: draws docs/images/mingru_cpu.png.
 
+Two panels one above the other, so that the figure keeps legible text at the width of a page.
+
 Run from the repository root:
 
     python docs/figures/mingru_cpu.py
 
 It measures nothing: it plots three committed result files.
 
-* Left: the minGRU modes across sequence lengths, the sweep of ``benchmarks/bench_mingru.py``
+* Top: the minGRU modes across sequence lengths, the sweep of ``benchmarks/bench_mingru.py``
   (median ms per training step) from ``benchmarks/results/mingru_cpu_quiet.json`` (an idle
   machine) and ``benchmarks/results/mingru_cpu.json`` (a busy one).
-* Right: evaluation MSE against training time at T = 4096 for minGRU and the full GRU, the
+* Bottom: evaluation MSE against training time at T = 4096 for minGRU and the full GRU, the
   curves of ``examples/mingru_long.py`` in ``benchmarks/results/mingru_long_cpu.json``.
 """
 
@@ -35,29 +37,29 @@ def main() -> None:
     busy = json.loads((RESULTS / "mingru_cpu.json").read_text())
     long = json.loads((RESULTS / "mingru_long_cpu.json").read_text())
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.2))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 8.4))
     for report, style, label in ((idle, "-", "idle"), (busy, "--", "busy")):
         lengths = sorted(int(t) for t in report["sweep"])
         for mode, color in MODES.items():
             ms = [report["sweep"][str(t)][mode]["median_ms"] for t in lengths]
-            left.plot(
+            top.plot(
                 lengths, ms, style, color=color, marker="o", ms=3, lw=1.3, label=f"{mode} ({label})"
             )
     shape = idle["shape"]
-    left.set(
+    top.set(
         xscale="log",
         yscale="log",
         xlabel="sequence length T",
         ylabel="ms per training step (median)",
         title=f"minGRU modes, B={shape['B']}, I={shape['I']}, H={shape['H']} (lower is better)",
     )
-    left.grid(alpha=0.3, which="both")
-    left.legend(fontsize=8, ncol=2)
+    top.grid(alpha=0.3, which="both")
+    top.legend(fontsize=8, ncol=2)
 
     config = long["config"]
     for result, color in zip(long["results"], ("C0", "C3"), strict=True):
         curve = result["curve"]
-        right.plot(
+        bottom.plot(
             [p["train_s"] for p in curve],
             [p["eval_mse"] for p in curve],
             "o-",
@@ -66,18 +68,18 @@ def main() -> None:
             lw=1.2,
             label=f"{result['model']}: {result['time_to_target_s']:.1f} s to target",
         )
-    right.axhline(2 / 12, color="gray", ls="--", lw=1, label="baseline 0.167 (always 1)")
-    right.axhline(
+    bottom.axhline(2 / 12, color="gray", ls="--", lw=1, label="baseline 0.167 (always 1)")
+    bottom.axhline(
         config["target_mse"], color="green", ls=":", lw=1, label=f"target {config['target_mse']}"
     )
-    right.set(
+    bottom.set(
         yscale="log",
         xlabel="training time, s (evaluations and compilation excluded)",
         ylabel="evaluation MSE",
         title=f"adding problem, T = {config['seq_len']}, H = {config['hidden_size']}",
     )
-    right.grid(alpha=0.3, which="both")
-    right.legend(fontsize=8)
+    bottom.grid(alpha=0.3, which="both")
+    bottom.legend(fontsize=8)
 
     fig.tight_layout()
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,7 @@ def loss_plot(
     if values and max(values) / min(values) > 30:
         ax.set_yscale("log")
     ax.set_xlabel("step")
+    ax.set_ylabel(f"training loss and eval {metric}")
     ax.legend()
     ax.grid(alpha=0.3)
     _save(fig, path)
