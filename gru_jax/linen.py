@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax.numpy as jnp
 
@@ -142,6 +142,10 @@ class GRU(StackModule):
         :func:`gru_jax.init_gru_stack`.
       recurrent_kernel_init: the old spelling of ``recurrent_init``; deprecated (it warns), and
         used instead of ``recurrent_init`` when given.
+      impl: which implementation runs the recurrence: ``"xla"`` (a ``lax.scan``), ``"pallas"``
+        (a fused Pallas kernel: Triton on NVIDIA GPUs, interpreted on CPU), or ``"auto"``
+        (chosen per platform and shape; ``"xla"`` wherever nothing was measured); passed to
+        :func:`gru_jax.gru_stack` (:meth:`step` is one step and has no such choice).
 
     One step at a time (acting, sampling): :meth:`step`, for a unidirectional stack.
 
@@ -174,6 +178,7 @@ class GRU(StackModule):
     time_major: bool = False
     chrono: int | None = None
     recurrent_kernel_init: Initializer | None = None
+    impl: Literal["auto", "xla", "pallas"] = "auto"  # last: the earlier fields keep their places
 
     @nn.nowrap
     def _cell_options(self) -> dict[str, Any]:
@@ -186,7 +191,7 @@ class GRU(StackModule):
 
     @nn.nowrap
     def _stack_function(self) -> Callable[..., tuple[Array, Array]]:
-        return functools.partial(gru_stack, unroll=self.unroll, remat=self.remat)
+        return functools.partial(gru_stack, unroll=self.unroll, remat=self.remat, impl=self.impl)
 
     @nn.nowrap
     def _stack_cell(self, tree: Any) -> tuple[Any, Callable[[Any, Array, Array], Array]]:

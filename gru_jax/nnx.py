@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import jax.numpy as jnp
 
@@ -168,6 +168,10 @@ class GRU(Stack):
         :func:`gru_jax.init_gru_stack`.
       recurrent_kernel_init: the old spelling of ``recurrent_init``; deprecated (it warns), and
         used instead of ``recurrent_init`` when given.
+      impl: which implementation runs the recurrence: ``"xla"`` (a ``lax.scan``), ``"pallas"``
+        (a fused Pallas kernel: Triton on NVIDIA GPUs, interpreted on CPU), or ``"auto"``
+        (chosen per platform and shape; ``"xla"`` wherever nothing was measured); passed to
+        :func:`gru_jax.gru_stack` (:meth:`step` is one step and has no such choice).
       rngs: an ``nnx.Rngs``: ``params`` for initialisation, ``dropout`` for dropout masks.
 
     One step at a time (acting, sampling): :meth:`step`, for a unidirectional stack.
@@ -205,6 +209,7 @@ class GRU(Stack):
         time_major: bool = False,
         chrono: int | None = None,
         recurrent_kernel_init: Initializer | None = None,
+        impl: Literal["auto", "xla", "pallas"] = "auto",
         rngs: nnx.Rngs,
     ):
         super().__init__(
@@ -226,7 +231,7 @@ class GRU(Stack):
             recurrent_init=resolve_recurrent_init("GRU", recurrent_init, recurrent_kernel_init),
             bias_init=bias_init,
         )
-        self.unroll, self.remat = unroll, remat
+        self.unroll, self.remat, self.impl = unroll, remat, impl
 
     @property
     def gru_params(self) -> GRUStackParams:
@@ -238,7 +243,7 @@ class GRU(Stack):
         self._load_stack("GRU.load_gru_params", params, check_gru_stack, "load_gru_params")
 
     def _stack_function(self) -> Callable[..., tuple[Array, Array]]:
-        return functools.partial(gru_stack, unroll=self.unroll, remat=self.remat)
+        return functools.partial(gru_stack, unroll=self.unroll, remat=self.remat, impl=self.impl)
 
     def _stack_params(self) -> GRUStackParams:
         return self.gru_params

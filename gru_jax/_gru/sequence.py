@@ -13,6 +13,8 @@ from gru_jax._base.resets import segment_starts
 from gru_jax._base.sequence import check_sequence
 from gru_jax._base.typing import Array, ArrayLike
 from gru_jax._gru.cell import GRUParams, check_params
+from gru_jax._gru.fused import Fused, fused_gru
+from gru_jax._gru.impl import Impl, resolve_impl
 from gru_jax._gru.jvp import scan_gru
 from gru_jax._gru.plan import plan
 
@@ -28,8 +30,9 @@ def gru(
     time_major: bool = False,
     unroll: int | bool = 1,
     remat: bool = False,
+    impl: Impl = "auto",
 ) -> tuple[Array, Array]:
-    """Run a GRU over a sequence with ``jax.lax.scan``.
+    """Run a GRU over a sequence with ``jax.lax.scan``, or with a fused Pallas kernel.
 
     Differentiation uses a hand-written rule (``gru_jax._gru.jvp``): a ``custom_jvp`` whose
     transpose is a reverse scan over per-step gate gradients followed by the weight gradients as
@@ -67,6 +70,15 @@ def gru(
         gates chunk by chunk (about ``sqrt(T)`` steps each) in the backward pass: memory drops
         from several ``(T, *B, H)`` arrays of gates to a few chunks. Values and gradients are
         the same either way.
+      impl: which implementation runs the recurrence: ``"xla"``, the ``lax.scan`` above;
+        ``"pallas"``, a fused Pallas kernel that runs the whole time loop in one launch (Triton
+        on NVIDIA GPUs, interpreted on CPU, where it is slow and meant for testing), with the
+        input projections and the weight gradients as XLA matmuls outside it; or ``"auto"``,
+        chosen per platform and shape from the measurements committed with the package
+        (``"xla"`` wherever nothing was measured, so on CPU it is ``"xla"``). Values and
+        gradients agree to rounding. With ``"pallas"``, ``unroll`` has no effect and ``remat``
+        recomputes the forward kernel in the backward pass. ``jax.export`` cannot serialize the
+        Triton kernel: pass ``impl="xla"`` in what you export. See the GPU guide.
 
     Returns:
       ``(ys, h_last)``: ``ys (*B, T, H)`` (``(T, *B, H)`` if ``time_major``) the state after
@@ -115,6 +127,22 @@ def gru(
         starts = segment_starts(
             resets.reshape(layout), seq_lengths, reverse=reverse, time_major=time_major
         )
+    which = resolve_impl(
+        fn,
+        impl,
+        batch=size,
+        steps=T,
+        input_size=input_size,
+        hidden=hidden,
+        dtype=jnp.dtype(dtype).name,
+    )
+    weights = (params.w_x, params.w_h, params.b_x, params.b_h)
+    ys_shape = (T, *batch, hidden) if time_major else (*batch, T, hidden)
+    if which == "pallas":
+        run = jax.checkpoint(fused_gru, static_argnums=(5,)) if remat else fused_gru
+        opts = Fused(params.reset_after, reverse, time_major)
+        ys, h_last = run(weights, xs, h0, seq_lengths, starts, opts)
+        return ys.reshape(ys_shape), h_last.reshape(*batch, hidden)
     how = plan(
         T,
         size,
@@ -126,7 +154,5 @@ def gru(
         remat=remat,
         time_major=time_major,
     )
-    weights = (params.w_x, params.w_h, params.b_x, params.b_h)
     ys, h_last = scan_gru(weights, xs, h0, seq_lengths, starts, plan=how)
-    ys_shape = (T, *batch, hidden) if time_major else (*batch, T, hidden)
     return ys.reshape(ys_shape), h_last.reshape(*batch, hidden)

@@ -19,6 +19,7 @@ from gru_jax._base.stack import (
 )
 from gru_jax._base.typing import Array, ArrayLike, DTypeLike, Initializer, PRNGKey
 from gru_jax._gru.cell import GRUParams, check_params, gru_cell, init_gru
+from gru_jax._gru.impl import Impl, check_impl
 from gru_jax._gru.sequence import gru
 
 GRUStackParams = tuple[tuple[GRUParams, ...], ...]
@@ -111,6 +112,7 @@ def gru_stack(
     key: PRNGKey | None = None,
     unroll: int | bool = 1,
     remat: bool = False,
+    impl: Impl = "auto",
 ) -> tuple[Array, Array]:
     """Run a multi-layer, optionally bidirectional GRU, like ``torch.nn.GRU(batch_first=True)``.
 
@@ -134,7 +136,7 @@ def gru_stack(
       deterministic: when true, no dropout is applied.
       key: PRNG key for dropout; required when ``deterministic`` is false and
         ``dropout_rate > 0``.
-      unroll, remat: as in :func:`gru`.
+      unroll, remat, impl: as in :func:`gru`, for every layer and direction.
 
     Returns:
       ``(ys, h_n)``: ``ys (*B, T, D·H)`` (``(T, *B, D·H)`` if ``time_major``) the last layer's
@@ -150,7 +152,8 @@ def gru_stack(
       ((4, 10, 16), (4, 4, 8))
     """
     args = StackArgs(seq_lengths, resets, time_major, dropout_rate, deterministic, key)
-    layer = functools.partial(gru, unroll=unroll, remat=remat)
+    check_impl("gru_stack", impl)
+    layer = functools.partial(gru, unroll=unroll, remat=remat, impl=impl)
     return run_stack("gru_stack", params, xs, h0, args, GRU_CELL, layer)
 
 

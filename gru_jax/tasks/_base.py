@@ -130,6 +130,7 @@ GRU_FIELDS = (
     "dropout_rate",
     "unroll",
     "chrono",
+    "impl",
 )
 """The ``model:`` config keys that every task's model passes to its recurrent layer."""
 
@@ -147,8 +148,8 @@ class RecurrentModel(nn.Module):
     ``hidden_size``; :func:`make_rnn` builds the layer they describe from the model.
 
     Attributes:
-      num_layers, reset_after, dropout_rate, unroll, chrono, cell: the ``model:`` keys of
-        :class:`gru_jax.train.ModelConfig` of the same names, with their defaults.
+      num_layers, reset_after, dropout_rate, unroll, chrono, cell, impl: the ``model:`` keys
+        of :class:`gru_jax.train.ModelConfig` of the same names, with their defaults.
     """
 
     _: dataclasses.KW_ONLY
@@ -158,6 +159,7 @@ class RecurrentModel(nn.Module):
     unroll: int = 1
     chrono: int | None = None
     cell: str = "gru"  # or "mingru": gru_jax.linen.MinGRUStack
+    impl: str = "auto"  # or "xla", "pallas": gru_jax.linen.GRU's impl (none for the minGRU)
 
     @classmethod
     def from_config(cls, config: Any, **fields: Any) -> Self:
@@ -184,7 +186,8 @@ def make_rnn(config: Any, **kwargs: Any) -> GRU | MinGRUStack:
     or override options such as ``return_carry`` or ``bidirectional``.
 
     ``reset_after`` and ``unroll`` are the GRU's options: with ``cell: mingru`` they must keep
-    their defaults (``ModelConfig.validate`` says so for a config).
+    their defaults (``ModelConfig.validate`` says so for a config). ``impl`` is the GRU's too,
+    but accepted with ``cell: mingru``, where it has no effect.
 
     Example:
       >>> from gru_jax.tasks import make_rnn
@@ -198,6 +201,7 @@ def make_rnn(config: Any, **kwargs: Any) -> GRU | MinGRUStack:
         return GRU(features, **(fields | kwargs))
     if cell != "mingru":
         raise ValueError(f"make_rnn: cell must be one of {list(CELLS)}; got {cell!r}")
+    fields.pop("impl")  # accepted for any cell; it picks the GRU's implementation only
     for name in _GRU_ONLY:
         value = fields.pop(name)
         if value != getattr(GRU, name):  # the GRU's default: False, 1

@@ -42,7 +42,8 @@ class ModelConfig:
     Each field declares its range with :func:`setting`: sizes at least 1, ``dropout_rate`` in
     ``[0, 1)``. ``cell`` picks the recurrent layer: ``"gru"`` (:class:`gru_jax.linen.GRU`) or
     ``"mingru"`` (:class:`gru_jax.linen.MinGRUStack`); ``reset_after`` and ``unroll`` are the
-    GRU's alone, so with ``mingru`` they must keep their defaults.
+    GRU's alone, so with ``mingru`` they must keep their defaults; ``impl`` is accepted with
+    ``mingru`` and has no effect there.
 
     Attributes:
       cell: the recurrent layer: ``"gru"`` (the default), the multi-layer
@@ -63,6 +64,12 @@ class ModelConfig:
       chrono: chrono initialisation of the update-gate bias for memories of up to this many
         steps (``chrono=`` of :func:`gru_jax.init_gru` and :func:`gru_jax.init_mingru`), at
         least 3; ``None`` (the default) keeps the default initialisation.
+      impl: GRU only, accepted with ``mingru`` without effect. Which implementation runs the
+        recurrence (``impl=`` of :func:`gru_jax.gru_stack`): ``"xla"`` (a ``lax.scan``),
+        ``"pallas"`` (a fused Pallas kernel: Triton on NVIDIA GPUs, interpreted on CPU), or
+        ``"auto"`` (the default: chosen per platform and shape; ``"xla"`` wherever nothing was
+        measured). It changes speed, not the parameters, so it may differ on ``--resume``;
+        ``gru-jax export`` always uses ``"xla"``.
     """
 
     cell: str = setting("gru", one_of=("gru", "mingru"))
@@ -75,6 +82,9 @@ class ModelConfig:
     # Chrono initialisation of the update-gate bias for memories of up to this many steps
     # (gru_jax.init_gru's chrono); null: the default initialisation.
     chrono: int | None = setting(None, ge=3)
+    # Which implementation runs the GRU's recurrence (gru_jax.gru's impl); no effect for mingru.
+    # It changes speed, not the model, so a resumed run may change it (another device).
+    impl: str = setting("auto", one_of=("auto", "xla", "pallas"), may_change=True)
 
     def validate(self) -> None:
         """The GRU-only keys keep their defaults when ``cell`` is ``mingru``."""

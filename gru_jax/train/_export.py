@@ -16,6 +16,7 @@ id ``i``: :attr:`gru_jax.tasks.Signature.vocab`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -71,7 +72,9 @@ def export_run(
     ``platforms``: what to lower for (``("cpu", "cuda")``, say); default: this process's
     backend. ``streaming``: the task's step function (``Task.stream``: ``(carry, inputs chunk,
     resets chunk) -> (carry, outputs)``) instead of its prediction function. Returns the
-    description written to ``out.json``.
+    description written to ``out.json``. The model is built with ``model.impl`` ``"xla"``,
+    whatever the config says: ``jax.export`` cannot serialize a Pallas kernel's Triton call
+    (nor does Pallas take the symbolic dimensions).
 
     Raises:
       ConfigError: no checkpoints, a config that differs from the run's, or a task that defines
@@ -95,7 +98,9 @@ def export_run(
     out = Path(out)
     if not out.parent.is_dir():
         raise ConfigError(f"--out {str(out)!r}: the folder {str(out.parent)!r} does not exist")
-    model, params, step = load_checkpoint(config, workdir)
+    _, params, step = load_checkpoint(config, workdir)
+    # impl="xla" whatever model.impl says: jax.export refuses to serialize a Triton custom call
+    model = task.make_model(dataclasses.replace(config.model, impl="xla"), config.data)
     signature = make_signature(model, params, config.data)
     exported, names = export_signature(signature, platforms)
     outputs = exported.out_avals
