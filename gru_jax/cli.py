@@ -253,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except ImportError as e:
+        if "' extra: pip install " not in str(e):
+            raise
+        # a task's own extra is missing (the PPO tasks' 'rl'): one line, no traceback
+        print(f"{PROG}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
     except Preempted as e:
         import jax
 

@@ -349,7 +349,12 @@ CASES = [
         "rows shorter than every sentence (found when the data is built)",
         _charlm_rows_too_short,
     ),
-    Case("config (gru-jax)", "an unknown task", lambda t: _config(t, "task=poetry")),
+    Case(
+        "config (gru-jax)",
+        "more burn-in steps than a rollout has (ppo_memory)",
+        lambda t: _config(t, "data.burn_in=60", name="ppo_memory.yaml"),
+    ),
+    Case("config (gru-jax)", "an unknown task", lambda t: _config(t, "task=chess")),
     Case("config (gru-jax)", "a malformed --set", lambda t: _config(t, "train.steps")),
     Case(
         "config (gru-jax)",

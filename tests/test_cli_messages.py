@@ -101,14 +101,14 @@ def test_an_unknown_key_suggests_the_closest(capsys, tmp_path):
 
 
 def test_an_unknown_task_suggests_the_closest(capsys):
-    tasks = "['adding', 'charlm', 'copy', 'forecast', 'seq2seq']"
+    tasks = "['adding', 'charlm', 'copy', 'forecast', 'ppo_cartpole', 'ppo_memory', 'seq2seq']"
     line = error_line(capsys, "train", ADDING, "--set", "task=addng")
     assert line == (
         f"gru-jax: error: config key 'task' must be one of {tasks}; got 'addng'; "
         "did you mean 'adding'?"
     )
-    line = error_line(capsys, "train", ADDING, "--set", "task=poetry")  # nothing close
-    assert line == f"gru-jax: error: config key 'task' must be one of {tasks}; got 'poetry'"
+    line = error_line(capsys, "train", ADDING, "--set", "task=chess")  # nothing close
+    assert line == f"gru-jax: error: config key 'task' must be one of {tasks}; got 'chess'"
 
 
 @pytest.mark.parametrize(

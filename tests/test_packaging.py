@@ -25,12 +25,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gru_jax"
-# Peers that a converter imports when it is asked to convert to or from their objects.
+# Peers that a converter imports when it is asked to convert to or from their objects, and the
+# environments that the PPO tasks import when one is built (the 'rl' extra).
 OPTIONAL = {
     "interop/_common.py": {"torch"},
     "interop/_torch.py": {"torch"},
     "interop/_equinox.py": {"equinox"},
     "interop/_flax_nnx.py": {"flax"},
+    "tasks/ppo/_env.py": {"gymnax"},
 }
 APPLICATION = ("tasks/", "train/", "cli.py")
 FLAX_LAYER = ("linen.py", "nnx.py", "_flax/")

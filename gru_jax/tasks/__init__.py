@@ -1,14 +1,18 @@
-"""Synthetic sequence tasks, generated on the fly and deterministic from a seed.
+"""Synthetic sequence tasks, generated on the fly and deterministic from a seed, and two
+reinforcement-learning tasks, a recurrent agent trained by PPO on gymnax environments (the
+``rl`` extra; :mod:`gru_jax.tasks.ppo`).
 
-=========  ====================================================  ===============
- task       what the model must do                                metric
-=========  ====================================================  ===============
- adding     sum the two marked values of a length-T sequence      MSE
- copy       repeat 10 symbols after a delay of T blanks           cross-entropy
- forecast   predict the next 16 samples of Mackey–Glass           MSE
- charlm     predict the next character of grammar-made English    bits per char
- seq2seq    reverse and translate tokens (encoder–decoder)        seq. accuracy
-=========  ====================================================  ===============
+=============  ====================================================  ===============
+ task           what the model must do                                metric
+=============  ====================================================  ===============
+ adding         sum the two marked values of a length-T sequence      MSE
+ copy           repeat 10 symbols after a delay of T blanks           cross-entropy
+ forecast       predict the next 16 samples of Mackey–Glass           MSE
+ charlm         predict the next character of grammar-made English    bits per char
+ seq2seq        reverse and translate tokens (encoder–decoder)        seq. accuracy
+ ppo_memory     answer a bit seen 50 steps before (MemoryChain)       success rate
+ ppo_cartpole   balance a pole (CartPole-v1)                          return
+=============  ====================================================  ===============
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import gru_jax._base.train_extra  # noqa: F401  (one ImportError naming the extr
 from gru_jax.tasks._base import (
     Batch,
     Objective,
+    OnPolicy,
     RecurrentModel,
     Source,
     Splits,
@@ -35,7 +40,7 @@ from gru_jax.tasks._serving import (
     sequence_serving,
 )
 
-TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq")
+TASK_NAMES = ("adding", "copy", "forecast", "charlm", "seq2seq", "ppo_memory", "ppo_cartpole")
 """The built-in tasks, one module of :mod:`gru_jax.tasks` each."""
 
 _REGISTERED: dict[str, Task] = {}
@@ -44,6 +49,7 @@ __all__ = [
     "TASK_NAMES",
     "Batch",
     "Objective",
+    "OnPolicy",
     "RecurrentModel",
     "Serving",
     "Signature",

@@ -48,6 +48,34 @@ class Splits:
 
 
 @dataclasses.dataclass(frozen=True)
+class OnPolicy:
+    """How a task whose data depend on the parameters being trained (on-policy reinforcement
+    learning) makes and uses them: the training loop calls ``update`` once per step instead of
+    drawing a batch and taking one gradient step.
+
+    Attributes:
+      init: ``(model, params, data_config, key, num_envs) -> collector``: what the task carries
+        from one training step to the next (environment states, the last observations, the
+        recurrent state at the next rollout's start, ...). Every leaf has the environments on
+        axis 0 (``num_envs = train.batch_size``): the loop shards it over devices like a batch
+        and saves it in every checkpoint, so a resumed run continues exactly.
+      update: ``(model, optimizer, params, opt_state, collector, key, data_config) -> (params,
+        opt_state, collector, aux)``: one training step, jitted by the loop: collect a rollout
+        with ``params``, then the task's optimiser updates (``optimizer`` is the run's Optax
+        transformation). ``aux`` holds float scalars, at least ``"loss"`` and ``"grad_norm"``;
+        every one is logged to ``metrics.jsonl``.
+      updates_per_step: optional ``data_config -> int``: how many times ``update`` calls
+        ``optimizer.update`` in one training step (PPO: epochs × minibatches), so that the
+        learning-rate schedule's warmup and decay span ``train.steps`` training steps; 1 when
+        ``None``.
+    """
+
+    init: Callable[[nn.Module, Params, Any, jax.Array, int], Any]
+    update: Callable[..., tuple[Params, Any, Any, dict[str, jax.Array]]]
+    updates_per_step: Callable[[Any], int] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
     """A synthetic sequence task.
 
@@ -62,7 +90,8 @@ class Task:
       make_source: ``(data_config, seed) -> Source``; the same seed gives the same data.
       make_model: ``(model_config, data_config) -> flax.linen.Module`` called as
         ``model.apply(params, batch, train=...)``.
-      loss: ``(outputs, batch) -> scalar`` training loss, from the model's outputs.
+      loss: ``(outputs, batch) -> scalar`` training loss, from the model's outputs; ``None`` for
+        an ``on_policy`` task, whose ``update`` computes its own.
       metric_sums: ``(model, params, batch) -> (sum, count)``; the metric over a set of batches
         is ``Σ sum / Σ count`` (jittable).
       baseline: ``(splits) -> float``, the value of the metric for the task's trivial
@@ -77,6 +106,9 @@ class Task:
         ``gru-jax export --streaming`` writes, ``(carry, inputs chunk, resets chunk) ->
         (carry, outputs)`` (:func:`carry_stream`); ``None`` for a model that needs the whole
         sequence (a bidirectional encoder).
+      on_policy: optional :class:`OnPolicy`: the task makes its training data with the policy
+        being trained (reinforcement learning). ``make_source`` then gives example batches (for
+        ``model.init``) and the evaluation's batches, and ``loss`` is ``None``.
     """
 
     name: str
@@ -85,12 +117,13 @@ class Task:
     higher_is_better: bool
     make_source: Callable[[Any, int], Source]
     make_model: Callable[[Any, Any], nn.Module]
-    loss: Callable[[Any, Batch], jax.Array]
+    loss: Callable[[Any, Batch], jax.Array] | None
     metric_sums: Callable[[nn.Module, Params, Batch], tuple[jax.Array, jax.Array]]
     baseline: Callable[[Splits], float]
     report: Callable[[nn.Module, Params, Splits, jax.Array, Path], dict[str, Any]] | None = None
     serve: Callable[[nn.Module, Params, Any], Signature] | None = None
     stream: Callable[[nn.Module, Params, Any], Signature] | None = None
+    on_policy: OnPolicy | None = None
 
 
 class Objective(TypedDict):

@@ -17,20 +17,26 @@ and turns such an abort into one line.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from gru_jax.train._config import ConfigError, TrainConfig
+from gru_jax.train._checkpoint import write_atomic
+from gru_jax.train._config import Config, ConfigError, TrainConfig, config_to_dict
 
 WORKER_ENV = "_GRU_JAX_WORKER"
 """Set in the supervised child: its value is ``"OUT,ERR"``, the file descriptors of the real
@@ -413,3 +419,49 @@ def become_worker() -> bool:
     sys.stdout = open(out, "w", buffering=1, encoding="utf-8")
     sys.stderr = open(err, "w", buffering=1, encoding="utf-8")
     return True
+
+
+def same_config_everywhere(config: Config) -> None:
+    """With several processes, refuse to start unless every process was given the same config."""
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    text = json.dumps(config_to_dict(config), sort_keys=True)
+    digest = np.frombuffer(hashlib.sha256(text.encode()).digest(), np.uint32)
+    everyone = np.asarray(multihost_utils.process_allgather(digest))
+    differing = [
+        i for i in range(everyone.shape[0]) if not np.array_equal(everyone[i], everyone[0])
+    ]
+    if differing:
+        raise ConfigError(
+            f"processes {differing} were given another config than process 0; every process "
+            "of a run needs the same config file and --set values"
+        )
+
+
+def write_process_file(workdir: Path, mesh: Mesh, batch_size: int, batch: Any) -> None:
+    """``processes/<id>.json``: this process's host, devices and rows of every batch."""
+    leaf = jax.tree.leaves(batch)[0]
+    rows = sorted(
+        {
+            s.index[0].indices(leaf.shape[0])[:2]  # (start, stop) of its rows
+            for s in leaf.addressable_shards
+        }
+    )
+    share = batch_size // jax.process_count()
+    first = jax.process_index() * share
+    if sum(b - a for a, b in rows) != share or rows[0][0] != first:
+        raise AssertionError(f"process {jax.process_index()} holds rows {rows} of a batch")
+    info = {
+        "process_id": jax.process_index(),
+        "process_count": jax.process_count(),
+        "host": socket.gethostname(),
+        "local_devices": [str(d) for d in mesh.local_devices],
+        "global_devices": mesh.size,
+        "batch_rows": [list(r) for r in rows],
+        "batch_size": batch_size,
+    }
+    path = workdir / "processes" / f"{jax.process_index()}.json"
+    path.parent.mkdir(exist_ok=True)
+    write_atomic(path, json.dumps(info, indent=2) + "\n")

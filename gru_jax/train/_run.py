@@ -23,11 +23,10 @@ The pieces around the loop: ``_checkpoint`` (the Orbax checkpoints and the run's
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
-import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,14 +51,21 @@ from gru_jax.train._checkpoint import (
     write_atomic,
 )
 from gru_jax.train._config import Config, ConfigError, TrainConfig, config_to_dict
-from gru_jax.train._distributed import check_devices, make_mesh
+from gru_jax.train._distributed import (
+    check_devices,
+    make_mesh,
+    same_config_everywhere,
+    write_process_file,
+)
 from gru_jax.train._signals import Preempted, StopRequests
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 
-def make_optimizer(train: TrainConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def make_optimizer(
+    train: TrainConfig, *, updates_per_step: int = 1
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """AdamW with global-norm clipping and a linear-warmup + cosine-decay learning rate.
 
     The warmup is clamped to ``steps - 1`` so that tiny smoke runs stay valid. With
@@ -73,20 +79,29 @@ def make_optimizer(train: TrainConfig) -> tuple[optax.GradientTransformation, op
         ``end_learning_rate_ratio``, ``weight_decay``, ``grad_clip`` and ``skip_nonfinite``
         shape the optimiser.
 
+      updates_per_step: how many optimiser updates one training step makes (an on-policy
+        task's epochs × minibatches): the schedule, which counts updates, is stretched by it.
+
     Returns:
-      The optimiser and its learning-rate schedule (a function of the step).
+      The optimiser and its learning-rate schedule (a function of the training step).
     """
     warmup = min(train.warmup_steps, max(train.steps - 1, 0))
-    schedule = optax.warmup_cosine_decay_schedule(
+    per_update = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=train.learning_rate,
-        warmup_steps=warmup,
-        decay_steps=max(train.steps, warmup + 1),
+        warmup_steps=warmup * updates_per_step,
+        decay_steps=max(train.steps, warmup + 1) * updates_per_step,
         end_value=train.learning_rate * train.end_learning_rate_ratio,
     )
+    schedule: optax.Schedule = per_update
+    if updates_per_step != 1:
+
+        def schedule(step: Any) -> Any:  # of the training step
+            return per_update(step * updates_per_step)
+
     optimizer = optax.chain(
         optax.clip_by_global_norm(train.grad_clip),
-        optax.adamw(schedule, weight_decay=train.weight_decay),
+        optax.adamw(per_update, weight_decay=train.weight_decay),
     )
     if train.skip_nonfinite:
         optimizer = optax.apply_if_finite(optimizer, max_consecutive_errors=train.skip_nonfinite)
@@ -102,7 +117,11 @@ class _Run:
         self.mesh = make_mesh(config.train.num_devices)
         check_devices(config.train, self.mesh)
         self.model = self.task.make_model(config.model, config.data)
-        self.optimizer, self.schedule = make_optimizer(config.train)
+        self.on_policy = self.task.on_policy
+        per_step = self.on_policy and self.on_policy.updates_per_step
+        self.optimizer, self.schedule = make_optimizer(
+            config.train, updates_per_step=per_step(config.data) if per_step else 1
+        )
         k_init, self.k_data, self.k_dropout, self.k_eval = jax.random.split(
             jax.random.key(config.seed), 4
         )
@@ -114,6 +133,15 @@ class _Run:
         self.replicated = NamedSharding(self.mesh, P())
         self.sharded = NamedSharding(self.mesh, P("data"))
         batch_size = config.train.batch_size
+        # The state: parameters, optimiser state and step replicated; an on-policy task's
+        # collector (its environments on axis 0) sharded like a batch.
+        self.state_sharding = {
+            "params": self.replicated,
+            "opt_state": self.replicated,
+            "step": self.replicated,
+        }
+        if self.on_policy is not None:
+            self.state_sharding["collector"] = self.sharded
 
         self.train_batch = jax.jit(
             lambda key: self.source.batch(key, batch_size), out_shardings=self.sharded
@@ -121,11 +149,15 @@ class _Run:
         self.eval_batch = jax.jit(
             lambda key: self.eval_source.batch(key, batch_size), out_shardings=self.sharded
         )
-        self.init_state = jax.jit(self._init_state, out_shardings=self.replicated)
+        self.init_state = jax.jit(self._init_state, out_shardings=self.state_sharding)
+        step_fn: Callable[[State, Any], tuple[State, dict[str, jax.Array]]] = self._train_step
+        input_sharding = self.sharded
+        if self.on_policy is not None:  # the step's input is its key; the task collects its data
+            step_fn, input_sharding = self._on_policy_step, self.replicated
         self.train_step = jax.jit(
-            self._train_step,
-            in_shardings=(self.replicated, self.sharded),
-            out_shardings=(self.replicated, self.replicated),
+            step_fn,
+            in_shardings=(self.state_sharding, input_sharding),
+            out_shardings=(self.state_sharding, self.replicated),
             donate_argnums=0,
         )
         self.metric_sums = jax.jit(
@@ -137,24 +169,57 @@ class _Run:
 
     def _init_state(self, key: jax.Array, batch: Any) -> State:
         params = self.model.init({"params": key}, batch)
-        return {
+        state: State = {
             "params": params,
             "opt_state": self.optimizer.init(params),
             "step": jnp.zeros((), jnp.int32),
         }
+        if self.on_policy is not None:
+            num_envs = self.config.train.batch_size
+            collector_key = jax.random.fold_in(key, 1)
+            state["collector"] = self.on_policy.init(
+                self.model, params, self.config.data, collector_key, num_envs
+            )
+        return state
+
+    def step_input(self, step: int) -> Any:
+        """What training step ``step`` consumes: its batch, or for an on-policy task its key."""
+        key = jax.random.fold_in(self.k_data, step)
+        return key if self.on_policy is not None else self.train_batch(key)
 
     def _train_step(self, state: State, batch: Any) -> tuple[State, dict[str, jax.Array]]:
         dropout_key = jax.random.fold_in(self.k_dropout, state["step"])
+        task_loss = self.task.loss
+        assert task_loss is not None  # a supervised task has one
 
         def loss_fn(params: Any) -> jax.Array:
             outputs = self.model.apply(params, batch, train=True, rngs={"dropout": dropout_key})
-            return self.task.loss(outputs, batch)
+            return task_loss(outputs, batch)
 
         loss, grads = jax.value_and_grad(loss_fn)(state["params"])
         updates, opt_state = self.optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         new_state = {"params": params, "opt_state": opt_state, "step": state["step"] + 1}
         return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+    def _on_policy_step(self, state: State, key: jax.Array) -> tuple[State, dict[str, jax.Array]]:
+        assert self.on_policy is not None
+        params, opt_state, collector, aux = self.on_policy.update(
+            self.model,
+            self.optimizer,
+            state["params"],
+            state["opt_state"],
+            state["collector"],
+            key,
+            self.config.data,
+        )
+        new_state = {
+            "params": params,
+            "opt_state": opt_state,
+            "step": state["step"] + 1,
+            "collector": collector,
+        }
+        return new_state, aux
 
     def fresh_state(self) -> State:
         batch = self.train_batch(jax.random.fold_in(self.k_data, 0))
@@ -177,9 +242,15 @@ class _Run:
         """Restore the checkpoint of ``step`` onto this run's devices, checking first that it
         holds arrays of this run's shapes, then that its bytes match its checksum."""
         abstract = jax.eval_shape(self.fresh_state)
-        abstract = jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.replicated), abstract
-        )
+        abstract = {
+            part: jax.tree.map(
+                lambda a, s=self.state_sharding[part]: jax.ShapeDtypeStruct(
+                    a.shape, a.dtype, sharding=s
+                ),
+                tree,
+            )
+            for part, tree in abstract.items()
+        }
         return restore_checkpoint(manager, step, abstract)
 
 
@@ -235,52 +306,6 @@ def _progress(total: int, completed: int, *, show: bool) -> tuple[Progress, Task
     return progress, task_id
 
 
-def _same_everywhere(config: Config) -> None:
-    """With several processes, refuse to start unless every process was given the same config."""
-    if jax.process_count() == 1:
-        return
-    from jax.experimental import multihost_utils
-
-    text = json.dumps(config_to_dict(config), sort_keys=True)
-    digest = np.frombuffer(hashlib.sha256(text.encode()).digest(), np.uint32)
-    everyone = np.asarray(multihost_utils.process_allgather(digest))
-    differing = [
-        i for i in range(everyone.shape[0]) if not np.array_equal(everyone[i], everyone[0])
-    ]
-    if differing:
-        raise ConfigError(
-            f"processes {differing} were given another config than process 0; every process "
-            "of a run needs the same config file and --set values"
-        )
-
-
-def _write_process_file(workdir: Path, run: _Run, batch: Any) -> None:
-    """``processes/<id>.json``: this process's host, devices and rows of every batch."""
-    leaf = jax.tree.leaves(batch)[0]
-    rows = sorted(
-        {
-            s.index[0].indices(leaf.shape[0])[:2]  # (start, stop) of its rows
-            for s in leaf.addressable_shards
-        }
-    )
-    share = run.config.train.batch_size // jax.process_count()
-    first = jax.process_index() * share
-    if sum(b - a for a, b in rows) != share or rows[0][0] != first:
-        raise AssertionError(f"process {jax.process_index()} holds rows {rows} of a batch")
-    info = {
-        "process_id": jax.process_index(),
-        "process_count": jax.process_count(),
-        "host": socket.gethostname(),
-        "local_devices": [str(d) for d in run.mesh.local_devices],
-        "global_devices": run.mesh.size,
-        "batch_rows": [list(r) for r in rows],
-        "batch_size": run.config.train.batch_size,
-    }
-    path = workdir / "processes" / f"{jax.process_index()}.json"
-    path.parent.mkdir(exist_ok=True)
-    write_atomic(path, json.dumps(info, indent=2) + "\n")
-
-
 def train_and_evaluate(
     config: Config,
     workdir: str | Path,
@@ -321,7 +346,7 @@ def train_and_evaluate(
     lead = jax.process_index() == 0
     if resume:
         check_saved_config(workdir, config, evaluating=False)
-    _same_everywhere(config)
+    same_config_everywhere(config)
     run = _run_for(config)
     workdir.mkdir(parents=True, exist_ok=True)
     manager = run.checkpoint_manager(workdir)
@@ -356,7 +381,8 @@ def train_and_evaluate(
             workdir / "config.yaml", yaml.safe_dump(config_to_dict(config), sort_keys=False)
         )
     if jax.process_count() > 1:
-        _write_process_file(workdir, run, run.train_batch(jax.random.fold_in(run.k_data, 0)))
+        rows = state["collector"] if run.on_policy is not None else run.step_input(0)
+        write_process_file(workdir, run.mesh, run.config.train.batch_size, rows)
 
     train = config.train
     start = int(state["step"])
@@ -389,9 +415,7 @@ def train_and_evaluate(
             metrics_file.flush()
 
         for step in range(start, end):
-            state, aux = run.train_step(
-                state, run.train_batch(jax.random.fold_in(run.k_data, step))
-            )
+            state, aux = run.train_step(state, run.step_input(step))
             losses.append(aux["loss"])
             done = step + 1
             if done % train.log_every == 0 or done == train.steps:
@@ -403,6 +427,8 @@ def train_and_evaluate(
                         "step": done,
                         "loss": loss,
                         "grad_norm": float(aux["grad_norm"]),
+                        # an on-policy task's own scalars (episode returns, ...)
+                        **{k: float(v) for k, v in aux.items() if k not in ("loss", "grad_norm")},
                         "learning_rate": float(run.schedule(step)),
                         "steps_per_second": speed,
                         "wall_seconds": elapsed_before + now - started,
