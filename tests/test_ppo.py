@@ -292,3 +292,50 @@ def test_a_minibatch_count_that_does_not_divide_the_environments_is_one_line(tmp
 def test_burn_in_fits_in_a_rollout():
     with pytest.raises(ValueError, match=r"burn_in <= rollout_length"):
         load_config(ROOT / "configs/ppo_memory.yaml", ["data.burn_in=60"])
+
+
+# --------------------------------------------------------------------- several seeds
+
+
+def test_seeds_in_one_program_are_independent_runs():
+    """``data.seeds=2``: one vmapped update equals each seed's own update on its slice of the
+    parameters, optimiser moments, environments and key (nothing couples the seeds, not even
+    the optimiser's gradient clipping); the seeds start from different parameters."""
+    from gru_jax.tasks.ppo import ppo_update
+    from gru_jax.tasks.ppo._agent import one_agent
+    from gru_jax.train import make_optimizer
+
+    config = load_config(ROOT / "configs/ppo_memory.yaml", [*SETS, "data.seeds=2"])
+    task, data = get_task("ppo_memory"), config.data
+    model = task.make_model(config.model, data)
+    batch = task.make_source(data, 0).batch(jax.random.key(0), 16)
+    params = model.init({"params": jax.random.key(1)}, batch)
+    updates = data.ppo_epochs * data.minibatches
+    optimizer, _ = make_optimizer(config.train, updates_per_step=updates)
+    opt_state = optimizer.init(params)
+    collector = task.on_policy.init(model, params, data, jax.random.key(2), 16)
+    key = jax.random.key(3)
+    got = jax.jit(lambda *a: task.on_policy.update(model, optimizer, *a, key, data))(
+        params, opt_state, collector
+    )
+    leaves = jax.tree.leaves(params)
+    assert all(leaf.shape[0] == 2 for leaf in leaves)
+    assert not all(np.allclose(leaf[0], leaf[1]) for leaf in leaves)  # their own initialisation
+
+    agent, env = one_agent(model), MEMORY.env(data)
+    for seed, k in enumerate(jax.random.split(key, 2)):
+        mine = jax.tree.map(lambda a, i=seed: a[i] if jnp.ndim(a) else a, (params, opt_state))
+        own = jax.tree.map(lambda a, i=seed: a[:, i], collector)
+        want = jax.jit(
+            lambda p, o, c, k: ppo_update(agent, env, data, optimizer, p, o, c, k, success=True)
+        )(*mine, own, k)
+        got_params, got_opt, got_collector, _ = got
+        pick = jax.tree.map(lambda a, i=seed: a[i] if jnp.ndim(a) else a, (got_params, got_opt))
+        for g, w in zip(jax.tree.leaves(pick), jax.tree.leaves(want[:2]), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+        for g, w in zip(
+            jax.tree.leaves(jax.tree.map(lambda a, i=seed: a[:, i], got_collector)),
+            jax.tree.leaves(want[2]),
+            strict=True,
+        ):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

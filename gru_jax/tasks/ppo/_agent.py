@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -36,6 +37,9 @@ class PPOAgent(RecurrentModel):
       env_params: the ``(name, value)`` fields of the gymnax ``EnvParams`` of the environment
         the agent acts in, which its evaluation plays (e.g. ``(("memory_length", 50),)``);
         they change no parameter.
+      seeds: how many independent agents the parameters hold, stacked on a leading axis
+        (``data.seeds``): ``stacked_agents`` makes such a model, ``one_agent`` the
+        agent each of them is. 1, the default: one agent.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -55,6 +59,7 @@ class PPOAgent(RecurrentModel):
     num_actions: int
     hidden_size: int
     env_params: tuple[tuple[str, Any], ...] = ()
+    seeds: int = 1
 
     def setup(self) -> None:
         self.encoder = nn.Dense(self.hidden_size)
@@ -86,3 +91,37 @@ class PPOAgent(RecurrentModel):
         keep = 1.0 - reset.astype(carry.dtype)
         carry = self.rnn.step(carry * keep[None, :, None], jnp.tanh(self.encoder(obs)))
         return self._heads(carry[-1]), carry
+
+
+def stacked_agents(agent: PPOAgent) -> PPOAgent:
+    """``agent.seeds`` independent copies of ``agent`` in one module: ``init`` draws each one's
+    parameters with its own key and stacks them on a leading axis (``nn.vmap``); the PPO task
+    trains them in one compiled program, each with its own environments and optimiser state."""
+    if agent.seeds == 1:
+        return agent
+    stacked = nn.vmap(
+        PPOAgent,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=None,
+        axis_size=agent.seeds,
+    )
+    return stacked(**_fields(agent))
+
+
+def one_agent(agent: PPOAgent) -> PPOAgent:
+    """The single agent of which ``agent`` stacks ``agent.seeds`` (``agent`` itself if one)."""
+    return (
+        agent
+        if agent.seeds == 1 and type(agent) is PPOAgent
+        else PPOAgent(**_fields(agent) | {"seeds": 1})
+    )
+
+
+def _fields(agent: PPOAgent) -> dict[str, Any]:
+    skip = ("parent", "name")
+    return {
+        f.name: getattr(agent, f.name)
+        for f in dataclasses.fields(PPOAgent)
+        if f.init and f.name not in skip
+    }

@@ -10,11 +10,12 @@ from typing import Any, cast
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
 from gru_jax.tasks._base import Batch, OnPolicy, Source, Splits, Task
 from gru_jax.tasks._schema import ConfigError, check_ranges, setting
 from gru_jax.tasks._serving import Signature, carry_stream
-from gru_jax.tasks.ppo._agent import PPOAgent
+from gru_jax.tasks.ppo._agent import PPOAgent, one_agent, stacked_agents
 from gru_jax.tasks.ppo._env import Env, make_env
 from gru_jax.tasks.ppo._ppo import ppo_update
 from gru_jax.tasks.ppo._rollout import Collector, greedy_policy, init_collector, play, random_policy
@@ -44,6 +45,10 @@ class PPOSettings:
       burn_in: ``K``, the last steps of the previous rollout re-run (without loss) before the
         rollout's streams, from the state before them: the streams then start from a state of
         the current policy. 0 (the default): from the state stored at the rollout's start.
+      seeds: independent agents trained in one compiled program (``vmap`` over seeds): each
+        has its own initial parameters, environments (``train.batch_size`` each), rollouts and
+        optimiser state. The metric is their mean, ``summary.json`` also holds each one's
+        (``value_per_seed``), and ``gru-jax export`` writes seed 0's policy.
     """
 
     rollout_length: int = setting(128, ge=1)
@@ -56,6 +61,7 @@ class PPOSettings:
     ent_coef: float = setting(0.01, ge=0)
     reward_scale: float = setting(1.0, gt=0)
     burn_in: int = setting(0, ge=0)
+    seeds: int = setting(1, ge=1)
 
     def validate(self) -> None:
         """The burn-in steps come from one rollout: ``burn_in <= rollout_length``."""
@@ -117,13 +123,34 @@ def _metric_sums(
 ) -> tuple[jax.Array, jax.Array]:
     """One greedy episode per row's key, in the agent's environment (``model.env_params``):
     the sum of their scores and their count."""
-    env = make_env(game.module, game.env_id, model.env_params)
+    agent = one_agent(cast(PPOAgent, model))
+    env = make_env(game.module, game.env_id, agent.env_params)
     keys = jax.random.wrap_key_data(batch["key"])
     size = keys.shape[0]
-    carry = jnp.zeros((model.num_layers, size, model.hidden_size), jnp.float32)
-    policy = greedy_policy(cast(PPOAgent, model), params)
-    returns, _ = play(env, policy, carry, keys, game.episode_steps(env))
-    return jnp.sum(game.score(returns)), jnp.asarray(size, jnp.float32)
+
+    def one(params: Any) -> jax.Array:
+        carry = jnp.zeros((agent.num_layers, size, agent.hidden_size), jnp.float32)
+        returns, _ = play(env, greedy_policy(agent, params), carry, keys, game.episode_steps(env))
+        return jnp.sum(game.score(returns))
+
+    if cast(PPOAgent, model).seeds == 1:
+        return one(params), jnp.asarray(size, jnp.float32)
+    sums = jax.vmap(one)(params)  # every seed plays the same episodes
+    return jnp.sum(sums), jnp.asarray(size * sums.shape[0], jnp.float32)
+
+
+def _report(
+    game: Game, model: nn.Module, params: Any, splits: Splits, key: jax.Array, workdir: Any
+) -> dict[str, Any]:
+    """With several seeds, each one's metric over 256 greedy episodes (``value_per_seed``)."""
+    del workdir
+    agent = cast(PPOAgent, model)
+    if agent.seeds == 1:
+        return {}
+    batch = splits.eval.batch(key, 256)
+    single = one_agent(agent)
+    sums = jax.jit(jax.vmap(lambda p: _metric_sums(game, single, p, batch)[0]))(params)
+    return {"value_per_seed": [float(v) / 256 for v in sums]}
 
 
 def random_baseline(game: Game, splits: Splits, episodes: int = 256) -> float:
@@ -143,6 +170,9 @@ def _stream(game: Game, model: nn.Module, params: Any, data: Any) -> Signature:
     """``(carry (L, b, H), observations (b, t, obs_dim), resets (b, t)) -> (carry, logits (b, t,
     A))``: the policy, one step or a chunk of steps per call."""
 
+    if cast(PPOAgent, model).seeds > 1:  # several seeds: seed 0's policy
+        model, params = one_agent(cast(PPOAgent, model)), jax.tree.map(lambda a: a[0], params)
+
     def apply(carry: jax.Array, x: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
         (logits, _), new = model.apply(params, {"inputs": x, "resets": resets}, carry=carry)
         return cast(jax.Array, logits), cast(jax.Array, new)
@@ -158,7 +188,12 @@ def _init(game: Game, model: Any, params: Any, data: Any, key: jax.Array, num_en
             f"config keys 'train.batch_size' ({num_envs}, the environments) and "
             f"'data.minibatches' ({data.minibatches}) must satisfy batch_size % minibatches == 0"
         )
-    return init_collector(model, game.env(data), key, num_envs, data.burn_in)
+    agent, env = one_agent(model), game.env(data)
+    if data.seeds == 1:
+        return init_collector(agent, env, key, num_envs, data.burn_in)
+    keys = jax.random.split(key, data.seeds)
+    per_seed = jax.vmap(lambda k: init_collector(agent, env, k, num_envs, data.burn_in))(keys)
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), per_seed)  # (E, seeds, ...)
 
 
 def _update(
@@ -171,10 +206,35 @@ def _update(
     key: jax.Array,
     data: Any,
 ) -> Any:
-    env = game.env(data)
-    return ppo_update(
-        model, env, data, optimizer, params, opt_state, collector, key, success=game.success
-    )
+    agent, env = one_agent(model), game.env(data)
+
+    def update(params: Any, opt_state: Any, collector: Collector, key: jax.Array) -> Any:
+        return ppo_update(
+            agent, env, data, optimizer, params, opt_state, collector, key, success=game.success
+        )
+
+    if data.seeds == 1:
+        return update(params, opt_state, collector, key)
+    # One update per seed, vmapped: the optimiser's moments are stacked like the parameters;
+    # its step count is shared (every seed makes the same number of updates).
+    if any(
+        isinstance(s, optax.ApplyIfFiniteState)
+        for s in jax.tree.leaves(
+            opt_state, is_leaf=lambda x: isinstance(x, optax.ApplyIfFiniteState)
+        )
+    ):
+        raise ConfigError(
+            f"config key 'data.seeds' ({data.seeds}) needs 'train.skip_nonfinite' to be 0: "
+            "skipped steps would differ between the seeds"
+        )
+    opt_axes = jax.tree.map(lambda a: 0 if jnp.ndim(a) else None, opt_state)
+    seeds_first = jax.tree.map(lambda a: jnp.moveaxis(a, 1, 0), collector)
+    keys = jax.random.split(key, data.seeds)
+    params, opt_state, seeds_first, aux = jax.vmap(
+        update, in_axes=(0, opt_axes, 0, 0), out_axes=(0, opt_axes, 0, 0)
+    )(params, opt_state, seeds_first, keys)
+    collector = jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), seeds_first)
+    return params, opt_state, collector, {name: jnp.mean(v) for name, v in aux.items()}
 
 
 def ppo_task(
@@ -199,14 +259,20 @@ def ppo_task(
         metric=metric,
         higher_is_better=True,
         make_source=lambda data, seed: _source(game, data, seed),
-        make_model=lambda model, data: PPOAgent.from_config(
-            model,
-            num_actions=game.env(data).num_actions,
-            env_params=game.env_params(data),
+        make_model=lambda model, data: stacked_agents(
+            PPOAgent.from_config(
+                model,
+                num_actions=game.env(data).num_actions,
+                env_params=game.env_params(data),
+                seeds=data.seeds,
+            )
         ),
         loss=None,
         metric_sums=lambda model, params, batch: _metric_sums(game, model, params, batch),
         baseline=baseline,
+        report=lambda model, params, splits, key, workdir: _report(
+            game, model, params, splits, key, workdir
+        ),
         stream=lambda model, params, data: _stream(game, model, params, data),
         on_policy=OnPolicy(
             init=lambda model, params, data, key, n: _init(game, model, params, data, key, n),
