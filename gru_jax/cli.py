@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = become_worker()
     if argv[:1] == ["bench"]:  # every later argument belongs to the benchmark's own parser
         return _bench(argv[1:])
+    from gru_jax._base.extras import MissingExtra
     from gru_jax.train import ConfigError, Preempted, evaluate_checkpoint, load_config
 
     try:
@@ -253,9 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    except ImportError as e:
-        if "' extra: pip install " not in str(e):
-            raise
+    except MissingExtra as e:
         # a task's own extra is missing (the PPO tasks' 'rl'): one line, no traceback
         print(f"{PROG}: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -14,7 +14,12 @@ TRAIN = ("flax", "optax", "orbax.checkpoint", "yaml", "rich", "matplotlib")
 """What the ``train`` extra installs, as the modules the application imports."""
 
 
-def missing_extra(module: str, extra: str, error: ImportError) -> ImportError:
+class MissingExtra(ImportError):
+    """An optional part of the package was used without the extra that installs it (the
+    command line prints it as one line)."""
+
+
+def missing_extra(module: str, extra: str, error: ImportError) -> MissingExtra:
     """The ``ImportError`` to raise when ``module`` cannot import what its ``extra`` installs.
 
     Example:
@@ -23,7 +28,7 @@ def missing_extra(module: str, extra: str, error: ImportError) -> ImportError:
       >>> print(missing_extra("gru_jax.linen", "flax", error))
       gru_jax.linen needs the 'flax' extra: pip install 'gru-jax[flax]' (No module named 'flax')
     """
-    return ImportError(
+    return MissingExtra(
         f"{module} needs the '{extra}' extra: pip install 'gru-jax[{extra}]' ({error})"
     )
 

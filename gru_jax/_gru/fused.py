@@ -132,8 +132,6 @@ def _fused_jvp(
     q = input_tangents(
         (w_x, w_h, b_x, b_h, xs_t, h0), tangents, res, reset_after=opts.reset_after, acc=acc
     )
-    if q is None:
-        q = (jnp.zeros(res[1].shape, acc),) * 3
     dh0 = jnp.zeros(h0.shape, acc) if is_zero(tangents[5]) else tangents[5].astype(acc)
     dys, dh_last = tangent(
         w_h, res, lengths, starts, q, dh0, reset_after=opts.reset_after, reverse=opts.reverse
@@ -276,16 +274,15 @@ def _batch(
     operands, axis 0 of ``lengths`` and ``dh0``); a mapped ``w_h`` runs one kernel per index."""
     params = dict(reset_after=reset_after, reverse=reverse, has_len=has_len, has_starts=has_starts)
     size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
-    w_h = args[0]
-    args = [batching.bdim_at_front(a, d, size) for a, d in zip(args, dims, strict=True)]
     if dims[0] is not None:
-        out = jax.lax.map(lambda a: tuple(gru_tangent_p.bind(*a, **params)), tuple(args))
+        mapped = [batching.bdim_at_front(a, d, size) for a, d in zip(args, dims, strict=True)]
+        out = jax.lax.map(lambda a: tuple(gru_tangent_p.bind(*a, **params)), tuple(mapped))
         return list(out), [0, 0]
     num_res = 5 if reset_after else 4
     n_axes = [1] * num_res + [0] * has_len + [1] * has_starts + [1, 1, 1, 0]
-    folded = [w_h]  # not mapped
-    for a, axis in zip(args[1:], n_axes, strict=True):
-        a = jnp.moveaxis(a, 0, axis)  # the mapped axis just before N
+    folded = [args[0]]  # w_h, not mapped
+    for a, d, axis in zip(args[1:], dims[1:], n_axes, strict=True):
+        a = jnp.moveaxis(batching.bdim_at_front(a, d, size), 0, axis)  # the mapped axis before N
         folded.append(a.reshape(*a.shape[:axis], -1, *a.shape[axis + 2 :]))
     dys, dh_last = gru_tangent_p.bind(*folded, **params)
     dys = dys.reshape(dys.shape[0], size, -1, dys.shape[2])

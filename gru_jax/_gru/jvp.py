@@ -126,8 +126,6 @@ def _jvp_whole(
     )
     assert res is not None  # residuals=True
     q = input_tangents(primals, tangents, res, reset_after=reset_after, acc=acc)
-    if q is None:
-        q = (jnp.zeros(res[1].shape, acc),) * 3
     dh0 = tangents[5]
     dh0 = jnp.zeros_like(h0, acc) if is_zero(dh0) else dh0
     dys, dh_last = tangent_scan(
@@ -280,8 +278,6 @@ def _jvp_recompute(
         q = input_tangents(
             (w_x, w_h, b_x, b_h, x, None), sub_t, res, reset_after=reset_after, acc=acc
         )
-        if q is None:
-            q = (jnp.zeros(hprev.shape, acc),) * 3
         dys, dh_new = tangent_scan(
             w_h,
             q,

@@ -27,10 +27,10 @@ def input_tangents(
     *,
     reset_after: bool,
     acc: DTypeLike,
-) -> tuple[Array, ...] | None:
+) -> tuple[Array, ...]:
     """``q = (q_z, q_r, q_n)``, each ``(T, N, H)``: every tangent term of the gate
     pre-activations except those through ``dh_prev``, computed for all steps at once as large
-    matmuls outside the loop. ``None`` if all of them are zero.
+    matmuls outside the loop (zeros if all of them are).
 
     For reset_after, ``q_n = dgx_n + r ⊙ (h_prev dW_hn + db_hn)``: the part of
     ``d(gx_n + r ⊙ ghn)`` that involves neither ``dr`` nor ``dh_prev``.
@@ -59,9 +59,9 @@ def input_tangents(
     if h_terms:
         pz, pr, pn = (functools.reduce(jnp.add, g) for g in zip(*h_terms, strict=True))
         terms.append((pz, pr, r * pn) if reset_after else (pz, pr, pn))
-    if not terms:
-        return None
     shape = r.shape
+    if not terms:
+        return (jnp.zeros(shape, acc),) * 3
     return tuple(
         jnp.broadcast_to(functools.reduce(jnp.add, g), shape) for g in zip(*terms, strict=True)
     )
