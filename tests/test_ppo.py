@@ -339,3 +339,23 @@ def test_seeds_in_one_program_are_independent_runs():
             strict=True,
         ):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_seeds_with_skipped_steps_is_one_config_error():
+    """``data.seeds > 1`` with ``train.skip_nonfinite > 0``: the seeds would skip different
+    steps, so the step refuses, naming both keys, before anything compiles."""
+    from gru_jax.train import ConfigError, make_optimizer
+
+    config = load_config(
+        ROOT / "configs/ppo_memory.yaml", [*SETS, "data.seeds=2", "train.skip_nonfinite=2"]
+    )
+    task, data = get_task("ppo_memory"), config.data
+    model = task.make_model(config.model, data)
+    batch = task.make_source(data, 0).batch(jax.random.key(0), 16)
+    params = model.init({"params": jax.random.key(1)}, batch)
+    optimizer, _ = make_optimizer(config.train)
+    collector = task.on_policy.init(model, params, data, jax.random.key(2), 16)
+    with pytest.raises(ConfigError, match=r"'data.seeds' \(2\) needs 'train.skip_nonfinite'"):
+        task.on_policy.update(
+            model, optimizer, params, optimizer.init(params), collector, jax.random.key(3), data
+        )
